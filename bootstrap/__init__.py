@@ -1,0 +1,1 @@
+"""Bootstrap: the first program inside every sandbox (standard library only); it execs the server."""

@@ -1,0 +1,1 @@
+"""gigmcp gateway: the aiohttp application, config, auth, the MCP front door, store and registry."""

@@ -1,0 +1,279 @@
+"""The aiohttp application: wiring of store, catalog, supervisor and the MCP front door, and the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+
+from gateway.auth import Authenticator, Principal, bearer_token, unauthorized
+from gateway.backends import BackendFactory, LiveBackend, SandboxSettings
+from gateway.catalog import Catalog
+from gateway.config import Config
+from gateway.http_guard import HostPolicy
+from gateway.installer import install
+from gateway.mcp import bridge
+from gateway.mcp.aggregator import Member, ProfileAggregate
+from gateway.mcp.frontdoor import SCOPE_KEY, FrontDoor, RequestIdentity
+from gateway.store import InstalledServer, Profile, Store
+from sandbox.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+STATE: web.AppKey[GatewayState] = web.AppKey("gigmcp.state")
+
+
+@dataclass(slots=True)
+class GatewayState:
+    config: Config
+    store: Store
+    catalog: Catalog
+    auth: Authenticator
+    host_policy: HostPolicy
+    frontdoor: FrontDoor
+    manager: StreamableHTTPSessionManager
+    supervisor: Supervisor[LiveBackend]
+    installed: dict[str, InstalledServer] = field(default_factory=dict)
+    aggregates: dict[int, ProfileAggregate] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    async def aggregate_for(self, profile: Profile) -> ProfileAggregate:
+        agg = self.aggregates.get(profile.id)
+        if agg is None:
+            names = [n for n in await self.store.profiles.server_names(profile.id) if n in self.installed]
+            members = [Member(n, prefixed=n not in self.config.unprefixed_servers) for n in names]
+            agg = ProfileAggregate(profile.id, members, self.supervisor.lease, call_timeout_s=self.config.call_timeout_s)
+            self.aggregates[profile.id] = agg
+        return agg
+
+    async def install_server(self, name: str, *, profile: Profile | None = None) -> InstalledServer:
+        entry = self.catalog.get(name)
+        if entry is None:
+            raise web.HTTPNotFound(reason=f"no server {name!r} in the catalog")
+        layout = await install(
+            entry.manifest,
+            servers_dir=self.config.servers_dir,
+            source_root=entry.source_root,
+            python=self.config.sandbox_python,
+            progress=lambda msg: log.info("install: %s", msg),
+        )
+        record = InstalledServer(
+            name=entry.manifest.name,
+            version=entry.manifest.version,
+            manifest_json=entry.manifest.to_json(),
+            runtime_hash=entry.manifest.runtime_hash(),
+            install_dir=str(layout.root),
+        )
+        await self.store.servers.record_install(record)
+        previous = self.installed.get(name)
+        self.installed[name] = record
+        if previous and previous.runtime_hash != record.runtime_hash:
+            await self.supervisor.stop_matching(lambda key: isinstance(key, tuple) and key[0] == name, "upgraded")
+        if profile is not None:
+            await self.store.profiles.add_server(profile.id, name)
+        self.aggregates.clear()
+        return record
+
+
+# ---- middleware -------------------------------------------------------------------------------
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+@web.middleware
+async def guard_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    request["request_id"] = request_id
+    if request.path != "/health":
+        if not state.host_policy.host_allowed(request.headers.get("Host")):
+            return web.json_response(
+                error_body("bad_host", "Host header not allowed (set GIG_PUBLIC_URL or GIG_ALLOWED_HOSTS)"),
+                status=421,
+            )
+        if not state.host_policy.origin_allowed(request.headers.get("Origin")):
+            return web.json_response(error_body("bad_origin", "Origin not allowed"), status=403)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return web.json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.reason), status=exc.status)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        return web.json_response(error_body("internal", f"internal error (request {request_id})"), status=500)
+    if not response.prepared:
+        response.headers.setdefault("X-Request-Id", request_id)
+    return response
+
+
+def _principal(request: web.Request) -> Principal | None:
+    return request.app[STATE].auth.authenticate(bearer_token(request))
+
+
+def _require_admin(request: web.Request) -> Principal:
+    principal = _principal(request)
+    if principal is None:
+        raise web.HTTPUnauthorized(
+            text=json.dumps(error_body("unauthorized", "a valid bearer token is required")),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="gigmcp"'},
+        )
+    if principal.role != "admin":
+        raise web.HTTPForbidden(text=json.dumps(error_body("forbidden", "admin only")), content_type="application/json")
+    return principal
+
+
+# ---- MCP ----------------------------------------------------------------------------------------
+def jsonrpc_error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}, status=status)
+
+
+async def mcp_handler(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    principal = _principal(request)
+    if principal is None:
+        return unauthorized(state.config.public_url)
+    slug = request.match_info.get("slug")
+    user = await state.store.users.by_name(principal.user)
+    profile = None
+    if user is not None:
+        profile = await state.store.profiles.by_slug(slug) if slug else await state.store.profiles.default_for(user.id)
+    # Someone else's profile answers exactly like a missing one: existence is not revealed.
+    if profile is None or user is None or profile.user_id != user.id:
+        return jsonrpc_error(404, -32600, "no such profile")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return jsonrpc_error(413, -32600, f"request body exceeds {state.config.max_body_bytes} bytes")
+    identity = RequestIdentity(principal.user, profile.id, await state.aggregate_for(profile))
+    # The SDK binds a session to this principal: another credential presenting the session id gets 404.
+    sdk_user = AuthenticatedUser(AccessToken(token="-", client_id=principal.token_id, scopes=[], subject=principal.user))
+    return await bridge.serve(
+        state.manager.handle_request, request, body, {SCOPE_KEY: identity, "user": sdk_user}
+    )
+
+
+# ---- plain HTTP routes --------------------------------------------------------------------------
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"status": "ok", "uptime_s": round(time.time() - state.started_at, 1)})
+
+
+async def list_sandboxes(request: web.Request) -> web.Response:
+    _require_admin(request)
+    state = request.app[STATE]
+    return web.json_response({"sandboxes": state.supervisor.snapshot(), "spawns": state.supervisor.spawns})
+
+
+async def stop_sandbox(request: web.Request) -> web.Response:
+    _require_admin(request)
+    state = request.app[STATE]
+    key = (request.match_info["server"], int(request.match_info["profile"]))
+    if not await state.supervisor.stop(key, "stopped by an admin"):
+        return web.json_response(error_body("not_found", "no such live sandbox"), status=404)
+    return web.json_response({"stopped": list(key)})
+
+
+async def list_servers(request: web.Request) -> web.Response:
+    _require_admin(request)
+    state = request.app[STATE]
+    installed = {
+        name: {"version": s.version, "runtime_hash": s.runtime_hash} for name, s in sorted(state.installed.items())
+    }
+    return web.json_response({"installed": installed, "catalog": state.catalog.names()})
+
+
+# ---- lifecycle ------------------------------------------------------------------------------------
+def create_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard_middleware])
+    app.cleanup_ctx.append(_lifecycle(config))
+    app.router.add_route("*", "/mcp", mcp_handler)
+    app.router.add_route("*", "/mcp/p/{slug}", mcp_handler)
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/sandboxes", list_sandboxes)
+    app.router.add_delete("/api/sandboxes/{server}/{profile:\\d+}", stop_sandbox)
+    app.router.add_get("/api/servers", list_servers)
+    return app
+
+
+def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await Store.open(config.db_path)
+        catalog = Catalog.load(config.registry_dir)
+        frontdoor = FrontDoor()
+        manager = StreamableHTTPSessionManager(
+            frontdoor.server,
+            max_request_body_size=config.max_body_bytes,
+            session_idle_timeout=max(config.idle_timeout_s, 60.0),
+        )
+        state_ref: list[GatewayState] = []
+
+        def lookup(name: str) -> InstalledServer | None:
+            return state_ref[0].installed.get(name)
+
+        def on_event(key: Hashable, event: str, detail: str) -> None:
+            server, profile_id = key if isinstance(key, tuple) else (str(key), None)
+            task = asyncio.ensure_future(store.events.record(str(server), profile_id, event, detail))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+        async def on_notify(server: str, profile_key: Hashable, method: str, params: Any) -> None:
+            if method.endswith("/list_changed"):
+                kind = method.split("/")[1]
+                for _key, backend in state_ref[0].supervisor.live():
+                    if backend.server == server:
+                        backend.cache.pop(f"{kind}/list", None)
+                        if kind == "resources":
+                            backend.cache.pop("resources/templates/list", None)
+            await frontdoor.backend_notification(server, profile_key, method, params)
+
+        factory = BackendFactory(
+            lookup, SandboxSettings(config.sandbox_uid, config.sandbox_gid, config.spawn_timeout_s), on_notify
+        )
+        supervisor: Supervisor[LiveBackend] = Supervisor(
+            factory, idle_timeout_s=config.idle_timeout_s, max_live=config.max_live_sandboxes, on_event=on_event
+        )
+        state = GatewayState(
+            config=config,
+            store=store,
+            catalog=catalog,
+            auth=Authenticator(config.bearer_token),
+            host_policy=HostPolicy.build(config.public_url, config.allowed_hosts, config.allowed_origins),
+            frontdoor=frontdoor,
+            manager=manager,
+            supervisor=supervisor,
+        )
+        state_ref.append(state)
+        app[STATE] = state
+        admin = await store.users.ensure("admin", "admin")
+        admin_profile = await store.profiles.ensure_default(admin)
+        for server in await store.servers.active():
+            state.installed[server.name] = server
+        for name in config.install:
+            await state.install_server(name, profile=admin_profile)
+        supervisor.start()
+        async with bridge.running(manager):
+            log.info("gigmcp ready on %s:%s (%d servers installed)", config.listen_host, config.listen_port,
+                     len(state.installed))
+            try:
+                yield
+            finally:
+                await supervisor.drain(timeout_s=10.0)
+        with contextlib.suppress(Exception):
+            await store.close()
+
+    return ctx

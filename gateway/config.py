@@ -1,0 +1,214 @@
+"""Configuration: every `GIG_*` variable parsed and validated once at start into a frozen `Config`.
+
+A bad or missing value raises `ConfigError` whose message is one line naming the variable; the CLI
+prints it and exits. Secrets may come from `<NAME>_FILE` instead of `<NAME>`; they are never echoed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen_host: str
+    listen_port: int
+    data_dir: Path
+    db_path: Path
+    bearer_token: str
+    registry_dir: Path
+    public_url: str
+    allowed_origins: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]
+    max_body_bytes: int
+    call_timeout_s: float
+    idle_timeout_s: float
+    max_live_sandboxes: int
+    sandbox_uid: int
+    sandbox_gid: int
+    sandbox_python: str
+    install: tuple[str, ...]
+    spawn_timeout_s: float
+    log_level: str
+    debug_endpoints: bool
+    unprefixed_servers: tuple[str, ...] = field(default=())
+
+    @property
+    def servers_dir(self) -> Path:
+        return self.data_dir / "servers"
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str, *, required: bool) -> str | None:
+    direct = _get(env, name)
+    file_name = _get(env, f"{name}_FILE")
+    if direct and file_name:
+        raise ConfigError(f"{name} and {name}_FILE are both set; set only one")
+    if file_name:
+        try:
+            value = Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{name}_FILE: {file_name} is empty")
+        return value
+    if direct:
+        return direct.strip()
+    if required:
+        raise ConfigError(f"{name} (or {name}_FILE) is required")
+    return None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = _get(env, name, str(default))
+    assert raw is not None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: {value} is out of range {lo}..{hi}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, lo: float, hi: float) -> float:
+    raw = _get(env, name, str(default))
+    assert raw is not None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: {value} is out of range {lo}..{hi}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (_get(env, name) or "").lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _get(env, name, "") or ""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`:8080`, `127.0.0.1:8080`, `[::1]:8080` → (host, port); an empty host means all interfaces."""
+    host, sep, port_s = value.rpartition(":")
+    if not sep:
+        raise ConfigError(f"GIG_LISTEN: expected HOST:PORT or :PORT, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"GIG_LISTEN: port {port_s!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"GIG_LISTEN: port {port} is out of range")
+    if host not in ("localhost", "0.0.0.0"):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"GIG_LISTEN: {host!r} is not an IP address") from None
+    return host, port
+
+
+def _sandbox_ids(env: Mapping[str, str]) -> tuple[int, int]:
+    user = _get(env, "GIG_SANDBOX_USER", "gigmcp-sb")
+    assert user is not None
+    try:
+        entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        if user.isdigit():
+            return int(user), int(user)
+        # A missing dedicated user falls back to nobody, which is still unprivileged.
+        try:
+            entry = pwd.getpwnam("nobody")
+        except KeyError:
+            raise ConfigError(f"GIG_SANDBOX_USER: no such user {user!r} and no 'nobody'") from None
+    if entry.pw_uid == 0:
+        raise ConfigError("GIG_SANDBOX_USER: must not be root (bwrap run as root keeps host root inside)")
+    return entry.pw_uid, entry.pw_gid
+
+
+def _sandbox_python(env: Mapping[str, str]) -> str:
+    explicit = _get(env, "GIG_SANDBOX_PYTHON")
+    candidates = [explicit] if explicit else ["/usr/bin/python3", "/usr/local/bin/python3"]
+    for candidate in candidates:
+        assert candidate is not None
+        # Only interpreters under /usr are visible inside a sandbox (it binds /usr read-only).
+        if candidate.startswith("/usr/") and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConfigError(
+        "GIG_SANDBOX_PYTHON: no Python under /usr for sandboxed servers (apt-get install python3 python3-venv)"
+    )
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    host, port = parse_listen(_get(env, "GIG_LISTEN", ":8080") or ":8080")
+    data_dir = Path(_get(env, "GIG_DATA_DIR", "/var/lib/gigmcp") or "/var/lib/gigmcp")
+    if not data_dir.is_absolute():
+        raise ConfigError(f"GIG_DATA_DIR: must be an absolute path, got {str(data_dir)!r}")
+    db_path = Path(_get(env, "GIG_DB_PATH", str(data_dir / "gigmcp.db")) or "")
+    token = _secret(env, "GIG_BEARER_TOKEN", required=True)
+    assert token is not None
+    if len(token) < 16:
+        raise ConfigError("GIG_BEARER_TOKEN: must be at least 16 characters")
+    registry_dir = Path(_get(env, "GIG_REGISTRY_DIR", str(REPO_ROOT / "registry")) or "")
+    if not (registry_dir / "servers").is_dir():
+        raise ConfigError(f"GIG_REGISTRY_DIR: {registry_dir} has no servers/ directory")
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    public_url = (_get(env, "GIG_PUBLIC_URL", f"http://{shown_host}:{port}") or "").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"GIG_PUBLIC_URL: must start with http:// or https://, got {public_url!r}")
+    uid, gid = _sandbox_ids(env)
+    level = (_get(env, "GIG_LOG_LEVEL", "info") or "info").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"GIG_LOG_LEVEL: expected debug, info, warning or error, got {level.lower()!r}")
+    return Config(
+        listen_host=host,
+        listen_port=port,
+        data_dir=data_dir,
+        db_path=db_path,
+        bearer_token=token,
+        registry_dir=registry_dir,
+        public_url=public_url,
+        allowed_origins=_list(env, "GIG_ALLOWED_ORIGINS"),
+        allowed_hosts=_list(env, "GIG_ALLOWED_HOSTS"),
+        max_body_bytes=_int(env, "GIG_MAX_BODY_BYTES", 4 * 1024 * 1024, lo=1024, hi=256 * 1024 * 1024),
+        call_timeout_s=_float(env, "GIG_CALL_TIMEOUT", 120.0, lo=0.1, hi=3600.0),
+        idle_timeout_s=_float(env, "GIG_IDLE_TIMEOUT", 600.0, lo=0.1, hi=86400.0 * 7),
+        max_live_sandboxes=_int(env, "GIG_MAX_SANDBOXES", 200, lo=1, hi=10000),
+        sandbox_uid=uid,
+        sandbox_gid=gid,
+        sandbox_python=_sandbox_python(env),
+        install=_list(env, "GIG_INSTALL"),
+        spawn_timeout_s=_float(env, "GIG_SPAWN_TIMEOUT", 30.0, lo=1.0, hi=600.0),
+        log_level=level,
+        debug_endpoints=_bool(env, "GIG_DEBUG_ENDPOINTS", False),
+        unprefixed_servers=_list(env, "GIG_UNPREFIXED_SERVERS"),
+    )

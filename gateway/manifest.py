@@ -1,0 +1,238 @@
+"""Server manifests: strict parsing of the YAML a server ships with into frozen dataclasses.
+
+Unknown fields are errors, and every error names the field path (`tools[2].name`). The runtime
+hash covers everything that matters for security, so consent can be bound to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # no "_": it separates server and tool names
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
+TOOL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+RUNTIMES = ("python", "node", "binary")
+
+
+class ManifestError(ValueError):
+    """A manifest is invalid; `path` names the offending field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSource:
+    path: str = ""  # a local directory, relative to the registry's repository root
+    pypi: str = ""  # "name==version"
+    hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEntry:
+    name: str
+    default: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsEntry:
+    memory_mb: int = 512
+    pids: int = 128
+    cpu_percent: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EgressEntry:
+    host: str
+    ports: tuple[int, ...] = (443,)
+    methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    name: str
+    version: str
+    description: str
+    runtime: str
+    command: tuple[str, ...]
+    package: PackageSource
+    tools: tuple[ToolEntry, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    limits: LimitsEntry = field(default_factory=LimitsEntry)
+    egress: tuple[EgressEntry, ...] = ()
+    display_name: str = ""
+
+    def runtime_hash(self) -> str:
+        """SHA-256 over the security-relevant fields in a canonical JSON form."""
+        relevant = {
+            "name": self.name,
+            "version": self.version,
+            "runtime": self.runtime,
+            "command": list(self.command),
+            "package": asdict(self.package),
+            "tools": sorted(t.name for t in self.tools),
+            "env": dict(sorted(self.env.items())),
+            "limits": asdict(self.limits),
+            "egress": [asdict(e) for e in self.egress],
+        }
+        blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def to_data(self) -> dict[str, Any]:
+        """The manifest as plain data that `parse_manifest` accepts again (used to store it)."""
+        package: dict[str, Any] = {"path": self.package.path} if self.package.path else {
+            "pypi": self.package.pypi, "hashes": list(self.package.hashes)}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "runtime": self.runtime,
+            "command": list(self.command),
+            "package": package,
+            "tools": [{"name": t.name, "default": t.default} for t in self.tools],
+            "env": dict(self.env),
+            "limits": asdict(self.limits),
+            "egress": [
+                {"host": e.host, "ports": list(e.ports), "methods": list(e.methods), "paths": list(e.paths)}
+                for e in self.egress
+            ],
+        }
+        if self.display_name:
+            data["display_name"] = self.display_name
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_data(), sort_keys=True)
+
+
+def _expect_map(value: Any, path: str, allowed: set[str], required: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ManifestError(path, "expected a mapping")
+    for key in value:
+        if key not in allowed:
+            raise ManifestError(f"{path}.{key}" if path else str(key), "unknown field")
+    for key in sorted(required):
+        if key not in value:
+            raise ManifestError(f"{path}.{key}" if path else key, "required field is missing")
+    return value
+
+
+def _str(value: Any, path: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+    if not isinstance(value, str) or not value:
+        raise ManifestError(path, "expected a non-empty string")
+    if pattern and not pattern.match(value):
+        raise ManifestError(path, f"{value!r} is not a valid {what or 'value'}")
+    return value
+
+
+def _int(value: Any, path: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ManifestError(path, f"expected a whole number from {lo} to {hi}")
+    return value
+
+
+def _str_list(value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ManifestError(path, "expected a list")
+    return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _package(value: Any) -> PackageSource:
+    m = _expect_map(value, "package", {"path", "pypi", "hashes"}, set())
+    if ("path" in m) == ("pypi" in m):
+        raise ManifestError("package", "exactly one of path or pypi is required")
+    hashes = _str_list(m.get("hashes", []), "package.hashes")
+    if "pypi" in m and not hashes:
+        raise ManifestError("package.hashes", "a PyPI package needs pinned sha256 hashes")
+    return PackageSource(
+        path=_str(m["path"], "package.path") if "path" in m else "",
+        pypi=_str(m["pypi"], "package.pypi") if "pypi" in m else "",
+        hashes=hashes,
+    )
+
+
+def _egress(value: Any) -> tuple[EgressEntry, ...]:
+    if not isinstance(value, list):
+        raise ManifestError("egress", "expected a list")
+    out = []
+    for i, item in enumerate(value):
+        p = f"egress[{i}]"
+        m = _expect_map(item, p, {"host", "ports", "methods", "paths"}, {"host"})
+        host = _str(m["host"], f"{p}.host").lower()
+        if host == "*" or (host.startswith("*") and not host.startswith("*.")) or "*" in host[1:]:
+            raise ManifestError(f"{p}.host", f"{host!r}: only exact hosts or '*.suffix' are allowed")
+        ports = tuple(_int(v, f"{p}.ports[{j}]", 1, 65535) for j, v in enumerate(m.get("ports", [443])))
+        methods = tuple(s.upper() for s in _str_list(m.get("methods", []), f"{p}.methods"))
+        paths = _str_list(m.get("paths", []), f"{p}.paths")
+        for j, path in enumerate(paths):
+            if not path.startswith("/"):
+                raise ManifestError(f"{p}.paths[{j}]", "a path prefix must start with /")
+        out.append(EgressEntry(host, ports, methods, paths))
+    return tuple(out)
+
+
+def parse_manifest(data: Any) -> Manifest:
+    top = {"name", "version", "description", "runtime", "command", "package", "tools", "env", "limits", "egress",
+           "display_name"}
+    m = _expect_map(data, "", top, {"name", "version", "description", "runtime", "command", "package"})
+    runtime = _str(m["runtime"], "runtime")
+    if runtime not in RUNTIMES:
+        raise ManifestError("runtime", f"{runtime!r} is not one of {', '.join(RUNTIMES)}")
+    tools = []
+    seen: set[str] = set()
+    for i, item in enumerate(m.get("tools", []) or []):
+        t = _expect_map(item, f"tools[{i}]", {"name", "default"}, {"name"})
+        name = _str(t["name"], f"tools[{i}].name", TOOL_RE, "tool name")
+        if name in seen:
+            raise ManifestError(f"tools[{i}].name", f"duplicate tool {name!r}")
+        seen.add(name)
+        default = t.get("default", True)
+        if not isinstance(default, bool):
+            raise ManifestError(f"tools[{i}].default", "expected true or false")
+        tools.append(ToolEntry(name, default))
+    env = m.get("env", {}) or {}
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ManifestError("env", "expected a mapping of strings to strings")
+    lim = _expect_map(m.get("limits", {}) or {}, "limits", {"memory_mb", "pids", "cpu_percent"}, set())
+    limits = LimitsEntry(
+        memory_mb=_int(lim.get("memory_mb", 512), "limits.memory_mb", 32, 65536),
+        pids=_int(lim.get("pids", 128), "limits.pids", 8, 65536),
+        cpu_percent=_int(lim.get("cpu_percent", 100), "limits.cpu_percent", 1, 6400),
+    )
+    command = _str_list(m["command"], "command")
+    if not command:
+        raise ManifestError("command", "must name at least the program")
+    return Manifest(
+        name=_str(m["name"], "name", NAME_RE, "server name (lowercase letters, digits, '-'; no '_')"),
+        version=_str(m["version"], "version", VERSION_RE, "version (MAJOR.MINOR.PATCH)"),
+        description=_str(m["description"], "description"),
+        runtime=runtime,
+        command=command,
+        package=_package(m["package"]),
+        tools=tuple(tools),
+        env=dict(env),
+        limits=limits,
+        egress=_egress(m.get("egress", []) or []),
+        display_name=str(m.get("display_name", "") or ""),
+    )
+
+
+def load_manifest(path: Path) -> Manifest:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError("", f"{path.name}: not valid YAML: {exc}") from None
+    try:
+        return parse_manifest(data)
+    except ManifestError as exc:
+        raise ManifestError(exc.path, f"{path.name}: {exc}") from None

@@ -1,0 +1,259 @@
+"""The MCP front door: the SDK's low-level `Server` whose handlers relay to a profile's aggregate.
+
+The SDK owns the wire (both protocol eras, sessions, SSE, header rules); this module owns what the
+gateway adds: who is calling (set on the ASGI scope by the HTTP layer), which profile that is, and
+relaying progress, logs and server-to-client requests between the caller and the backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp.server.caching import CacheHint
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+
+from gateway.mcp.aggregator import Caller, ProfileAggregate
+from gateway.mcp.backend import JSON, BackendError, BackendGone, CallContext
+from sandbox.supervisor import Unavailable
+
+log = logging.getLogger(__name__)
+
+SCOPE_KEY = "gig.identity"
+MODERN_META_PREFIX = "io.modelcontextprotocol/"
+# Lists depend on the caller's profile and change when backends do: private, immediately stale.
+LIST_HINT = CacheHint(ttl_ms=0, scope="private")
+Ctx = ServerRequestContext[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIdentity:
+    """Who is calling and which profile they reach; put on the ASGI scope by the HTTP layer."""
+
+    principal: str
+    profile_key: Hashable
+    aggregate: ProfileAggregate
+
+
+class GatewayServer(Server[Any]):
+    """Advertises list-changed notifications: the gateway relays them from every backend."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(True, True, True), experimental_capabilities, **kwargs
+        )
+
+
+def _identity(ctx: Ctx) -> RequestIdentity:
+    request = ctx.request
+    scope: Mapping[str, Any] = getattr(request, "scope", {}) or {}
+    identity = scope.get(SCOPE_KEY)
+    if not isinstance(identity, RequestIdentity):
+        raise MCPError(-32001, "unauthenticated")
+    return identity
+
+
+def _raw_meta(ctx: Ctx) -> JSON:
+    meta = (ctx.params or {}).get("_meta")
+    return dict(meta) if isinstance(meta, Mapping) else {}
+
+
+def _forwardable_meta(ctx: Ctx) -> JSON:
+    # Protocol-level keys describe the front connection, not the backend one.
+    return {k: v for k, v in _raw_meta(ctx).items() if k != "progressToken" and not k.startswith(MODERN_META_PREFIX)}
+
+
+def _complete(ctx: Ctx, result: JSON) -> JSON:
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
+        return {**result, "resultType": "complete"}
+    return result
+
+
+def _mcp_error(exc: Exception) -> MCPError:
+    if isinstance(exc, Unavailable):
+        return MCPError(-32000, str(exc))
+    if isinstance(exc, BackendError):
+        return MCPError(exc.code, exc.message, exc.data)
+    return MCPError(-32603, "internal error")
+
+
+class FrontDoor:
+    def __init__(self, name: str = "gigmcp", version: str = "0.1.0") -> None:
+        self._sessions: dict[Hashable, weakref.WeakSet[ServerSession]] = {}
+        self._subscriptions: dict[Hashable, dict[str, weakref.WeakSet[ServerSession]]] = {}
+        self.server = GatewayServer(
+            name,
+            version=version,
+            instructions="gigmcp: tools of several sandboxed MCP servers, named <server>_<tool>.",
+            cache_hints={m: LIST_HINT for m in (
+                "tools/list", "resources/list", "resources/templates/list", "prompts/list", "resources/read")},
+            on_list_tools=self._list("tools/list", "tools"),
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list("resources/list", "resources"),
+            on_list_resource_templates=self._list("resources/templates/list", "resourceTemplates"),
+            on_read_resource=self._read_resource,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+            on_list_prompts=self._list("prompts/list", "prompts"),
+            on_get_prompt=self._get_prompt,
+            on_completion=self._complete,
+            on_set_logging_level=self._set_level,
+        )
+
+    # ---- bookkeeping of connected sessions (for list_changed and resource updates) ----------
+    def _track(self, ctx: Ctx, identity: RequestIdentity) -> None:
+        self._sessions.setdefault(identity.profile_key, weakref.WeakSet()).add(ctx.session)
+
+    async def backend_notification(self, server: str, profile_key: Hashable, method: str, params: JSON | None) -> None:
+        """A backend sent a notification that is not tied to one call: relay it to the profile's sessions."""
+        sessions = list(self._sessions.get(profile_key, ()))
+        if method == "notifications/resources/updated" and params and "uri" in params:
+            subs = self._subscriptions.get(profile_key, {})
+            for uri, subscribers in subs.items():
+                target = uri.split("+", 1)[-1] if "+" in uri.split(":", 1)[0] else uri
+                if target == params["uri"]:
+                    for session in list(subscribers):
+                        with contextlib.suppress(Exception):
+                            await session.send_resource_updated(uri)
+            return
+        senders: dict[str, Callable[[ServerSession], Awaitable[None]]] = {
+            "notifications/tools/list_changed": lambda s: s.send_tool_list_changed(),
+            "notifications/prompts/list_changed": lambda s: s.send_prompt_list_changed(),
+            "notifications/resources/list_changed": lambda s: s.send_resource_list_changed(),
+        }
+        send = senders.get(method)
+        if send is None:
+            return
+        for session in sessions:
+            with contextlib.suppress(Exception):
+                await send(session)
+
+    # ---- relays for one request ---------------------------------------------------------------
+    def _caller(self, ctx: Ctx) -> Caller:
+        token = _raw_meta(ctx).get("progressToken")
+        session = ctx.session
+        request_id = ctx.request_id
+
+        async def on_progress(params: JSON) -> None:
+            if token is None:
+                return
+            await session.send_progress_notification(
+                token,
+                float(params.get("progress", 0)),
+                params.get("total"),
+                params.get("message"),
+                related_request_id=str(request_id) if request_id is not None else None,
+            )
+
+        async def on_log(params: JSON) -> None:
+            with contextlib.suppress(Exception):
+                await session.send_log_message(  # type: ignore[deprecated]
+                    params.get("level", "info"), params.get("data"), params.get("logger"),
+                    related_request_id=request_id,
+                )
+
+        async def on_server_request(method: str, params: JSON | None, _call: CallContext | None) -> JSON:
+            # Relayed raw so that a backend's sampling/elicitation shape passes through unchanged.
+            outbound = session._request_outbound  # noqa: SLF001 - the SDK's raw request-scoped channel
+            if not outbound.can_send_request:
+                raise BackendError(-32601, f"the client cannot answer {method} on this connection")
+            result = await outbound.send_raw_request(method, params, None)
+            return dict(result)
+
+        return Caller(on_progress=on_progress if token is not None else None, on_log=on_log,
+                      on_server_request=on_server_request)
+
+    # ---- handlers -----------------------------------------------------------------------------
+    def _list(self, method: str, key: str) -> Callable[[Ctx, Any], Awaitable[JSON]]:
+        async def handler(ctx: Ctx, _params: Any) -> JSON:
+            identity = _identity(ctx)
+            self._track(ctx, identity)
+            return _complete(ctx, {key: await identity.aggregate.list_all(method)})
+
+        return handler
+
+    async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> JSON:
+        identity = _identity(ctx)
+        self._track(ctx, identity)
+        raw = ctx.params or {}
+        arguments = raw.get("arguments") if isinstance(raw.get("arguments"), dict) else None
+        try:
+            result = await identity.aggregate.call_tool(params.name, arguments, _forwardable_meta(ctx),
+                                                        self._caller(ctx))
+            return _complete(ctx, result)
+        except (BackendError, Unavailable) as exc:
+            if isinstance(exc, BackendGone | Unavailable):
+                server = params.name.split("_", 1)[0]
+                raise MCPError(-32000, f"server {server} is unavailable: {exc}") from None
+            raise _mcp_error(exc) from None
+
+    async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> JSON:
+        identity = _identity(ctx)
+        try:
+            return _complete(ctx, await identity.aggregate.read_resource(str(params.uri), self._caller(ctx)))
+        except (BackendError, Unavailable) as exc:
+            raise _mcp_error(exc) from None
+
+    async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> JSON:
+        identity = _identity(ctx)
+        uri = str(params.uri)
+        try:
+            await identity.aggregate.subscribe(uri, True)
+        except (BackendError, Unavailable) as exc:
+            raise _mcp_error(exc) from None
+        subs = self._subscriptions.setdefault(identity.profile_key, {})
+        subs.setdefault(uri, weakref.WeakSet()).add(ctx.session)
+        return {}
+
+    async def _unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> JSON:
+        identity = _identity(ctx)
+        uri = str(params.uri)
+        try:
+            await identity.aggregate.subscribe(uri, False)
+        except (BackendError, Unavailable) as exc:
+            raise _mcp_error(exc) from None
+        subs = self._subscriptions.get(identity.profile_key, {})
+        if uri in subs:
+            subs[uri].discard(ctx.session)
+        return {}
+
+    async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> JSON:
+        identity = _identity(ctx)
+        raw = ctx.params or {}
+        arguments = raw.get("arguments") if isinstance(raw.get("arguments"), dict) else None
+        try:
+            return _complete(ctx, await identity.aggregate.get_prompt(params.name, arguments, self._caller(ctx)))
+        except (BackendError, Unavailable) as exc:
+            raise _mcp_error(exc) from None
+
+    async def _complete(self, ctx: Ctx, _params: types.CompleteRequestParams) -> JSON:
+        identity = _identity(ctx)
+        raw = dict(ctx.params or {})
+        try:
+            result = await identity.aggregate.complete(raw.get("ref") or {}, raw.get("argument") or {},
+                                                       raw.get("context"))
+            return _complete(ctx, result)
+        except (BackendError, Unavailable) as exc:
+            raise _mcp_error(exc) from None
+
+    async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> JSON:
+        identity = _identity(ctx)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(identity.aggregate.set_level(str(params.level)), 10)
+        return {}

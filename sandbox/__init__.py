@@ -1,0 +1,1 @@
+"""Sandboxes: bubblewrap argv, seccomp, limits, per-sandbox network, and the supervisor of live sandboxes."""

@@ -1,0 +1,74 @@
+# Shared helpers for scripts/run and scripts/test: find Python >= 3.13, install apt packages, build the venv.
+# Sourced, not executed. Every step is idempotent so both README commands can be re-run safely.
+
+GIG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${GIG_VENV:-$GIG_ROOT/.venv}"
+APT_PACKAGES="bubblewrap nftables iproute2 libseccomp2 python3 python3-venv ca-certificates curl procps util-linux"
+
+say() { printf '[gigmcp] %s\n' "$*" >&2; }
+die() { printf '[gigmcp] error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "run this as root (it installs apt packages and creates network namespaces): sudo $0"
+}
+
+apt_install() {
+    # Install only what is missing, and run 'apt-get update' at most once per call.
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
+    say "installing apt packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install failed for: ${missing[*]}"
+}
+
+find_python() {
+    # Python >= 3.13 is required by the mcp 2.x + mitmproxy 12 dependency set.
+    local c
+    for c in "${GIG_PYTHON:-}" python3.13 python3.14 python3 /usr/local/bin/python3.13 \
+             "$HOME"/.pyenv/versions/3.13*/bin/python3.13 "$HOME"/.pyenv/versions/3.14*/bin/python3.14; do
+        [ -n "$c" ] || continue
+        command -v "$c" >/dev/null 2>&1 || [ -x "$c" ] || continue
+        if "$c" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 13) else 1)' >/dev/null 2>&1; then
+            command -v "$c" 2>/dev/null || echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_venv() {
+    # $1: pip extras ("" or "dev")
+    local py extras="$1" stamp
+    py="$(find_python)" || die "Python >= 3.13 not found: install it (pyenv install 3.13, or apt on Debian 13) or use the Docker image"
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)'; then
+        say "creating virtual environment $VENV with $py"
+        rm -rf "$VENV"
+        "$py" -m venv "$VENV" || die "could not create the virtual environment with $py"
+    fi
+    stamp="$VENV/.gigmcp-installed-${extras:-base}"
+    if [ ! -f "$stamp" ] || [ "$GIG_ROOT/pyproject.toml" -nt "$stamp" ]; then
+        say "installing gigmcp${extras:+ [$extras]} into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$GIG_ROOT${extras:+[$extras]}" \
+            || die "pip install failed (see the output above)"
+        touch "$stamp"
+    fi
+}
+
+ensure_sandbox_user() {
+    # bwrap must run as an unprivileged uid: run as root it keeps host root inside the sandbox.
+    id -u gigmcp-sb >/dev/null 2>&1 && return 0
+    say "creating the unprivileged sandbox user gigmcp-sb"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gigmcp-sb \
+        || die "could not create user gigmcp-sb"
+}
+
+setup_base() {
+    need_root
+    apt_install $APT_PACKAGES
+    ensure_sandbox_user
+}
