@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 SANDBOX_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
 
+def _stderr_tail(process: SandboxProcess) -> str:
+    lines = process.last_stderr().decode(errors="replace").strip().splitlines()
+    return lines[-1][:200] if lines else ""
+
+
 @dataclass(slots=True)
 class LiveBackend:
     """One running sandboxed server: what the supervisor manages and the aggregator calls."""
@@ -53,9 +58,9 @@ class LiveBackend:
             self.exit_reason = f"exited with status {code}" if code is not None and code >= 0 else (
                 f"killed by signal {-(code or 0)}"
             )
-            tail = self.process.last_stderr().strip().splitlines()[-1:] if self.process.last_stderr() else []
+            tail = _stderr_tail(self.process)
             if tail and code:
-                self.exit_reason += f": {tail[0][:200]}"
+                self.exit_reason += f": {tail}"
         else:
             self.exit_reason = self.session.close_reason or "session closed"
         for task in (proc_exit, closed):
@@ -147,10 +152,10 @@ class BackendFactory:
                 await session.aclose()
             await process.terminate(grace=0.5)
             if isinstance(exc, Exception):
-                detail = process.last_stderr().strip().splitlines()[-1:] if process.last_stderr() else []
+                detail = _stderr_tail(process)
                 raise RuntimeError(
                     f"{server_name} did not complete the MCP handshake: {exc}"
-                    + (f" (stderr: {detail[0][:200]})" if detail else "")
+                    + (f" (stderr: {detail})" if detail else "")
                 ) from None
             raise
         live = LiveBackend(server_name, process, session)
