@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from gateway.auth import Authenticator, Principal, bearer_token, unauthorized
 from gateway.backends import BackendFactory, LiveBackend, SandboxSettings
@@ -53,7 +53,9 @@ class GatewayState:
         if agg is None:
             names = [n for n in await self.store.profiles.server_names(profile.id) if n in self.installed]
             members = [Member(n, prefixed=n not in self.config.unprefixed_servers) for n in names]
-            agg = ProfileAggregate(profile.id, members, self.supervisor.lease, call_timeout_s=self.config.call_timeout_s)
+            agg = ProfileAggregate(
+                profile.id, members, self.supervisor.lease, call_timeout_s=self.config.call_timeout_s
+            )
             self.aggregates[profile.id] = agg
         return agg
 
@@ -161,7 +163,8 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
         return jsonrpc_error(413, -32600, f"request body exceeds {state.config.max_body_bytes} bytes")
     identity = RequestIdentity(principal.user, profile.id, await state.aggregate_for(profile))
     # The SDK binds a session to this principal: another credential presenting the session id gets 404.
-    sdk_user = AuthenticatedUser(AccessToken(token="-", client_id=principal.token_id, scopes=[], subject=principal.user))
+    token = AccessToken(token="-", client_id=principal.token_id, scopes=[], subject=principal.user)
+    sdk_user = AuthenticatedUser(token)
     return await bridge.serve(
         state.manager.handle_request, request, body, {SCOPE_KEY: identity, "user": sdk_user}
     )

@@ -43,8 +43,9 @@ class Authenticator:
 
 
 def unauthorized(public_url: str, message: str = "a valid bearer token is required") -> web.Response:
+    metadata = f"{public_url}/.well-known/oauth-protected-resource/mcp"
     return web.json_response(
         {"error": {"code": "unauthorized", "message": message}},
         status=401,
-        headers={"WWW-Authenticate": f'Bearer realm="gigmcp", resource_metadata="{public_url}/.well-known/oauth-protected-resource/mcp"'},
+        headers={"WWW-Authenticate": f'Bearer realm="gigmcp", resource_metadata="{metadata}"'},
     )

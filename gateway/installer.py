@@ -58,7 +58,7 @@ async def _run(argv: list[str], step: str, env: dict[str, str] | None = None) ->
 
 def _make_readable(root: Path) -> None:
     # The sandbox runs as an unprivileged uid and must read (never write) the install.
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             p = os.path.join(dirpath, name)

@@ -55,7 +55,7 @@ class Backoff:
 class Slot:
     key: Hashable
     worker: Worker | None = None
-    starting: asyncio.Task[Worker] | None = None
+    starting: asyncio.Task[Any] | None = None
     inflight: int = 0
     last_used: float = field(default_factory=time.monotonic)
     started_at: float = 0.0
@@ -176,10 +176,10 @@ class Supervisor[W: Worker]:
         if slot.starting is None:
             await self._make_room(slot)
             slot.starting = asyncio.create_task(self._start(slot), name=f"spawn-{slot.key}")
-        starting = slot.starting
+        starting: asyncio.Task[W] = slot.starting
         try:
             # shield: one caller giving up must not cancel the start the others wait for.
-            return await asyncio.shield(starting)  # type: ignore[return-value]
+            return await asyncio.shield(starting)
         finally:
             if starting.done() and slot.starting is starting:
                 slot.starting = None

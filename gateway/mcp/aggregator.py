@@ -169,13 +169,14 @@ class ProfileAggregate:
         if not self._enabled_tool(member.server, tool):
             raise RoutingError(INVALID_PARAMS, f"Unknown tool: {name}")
         async with self._lease(self.key_for(member.server)) as handle:
+            assert isinstance(handle.session, BackendSession)
             tools = await self._cached_list(handle, "tools/list", "tools")
             if not any(t.get("name") == tool for t in tools):
                 raise RoutingError(INVALID_PARAMS, f"Unknown tool: {name}")
             params: JSON = {"name": tool, "arguments": arguments or {}}
             if meta:
                 params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}
-            return await handle.session.request(
+            result: JSON = await handle.session.request(
                 "tools/call",
                 params,
                 timeout=self._call_timeout,
@@ -183,6 +184,7 @@ class ProfileAggregate:
                 on_log=caller.on_log,
                 on_server_request=caller.on_server_request,
             )
+            return result
 
     async def get_prompt(self, name: str, arguments: JSON | None, caller: Caller) -> JSON:
         member, prompt = self._route_name(name, "prompt")
@@ -230,7 +232,7 @@ class ProfileAggregate:
 
     async def _forward(self, member: Member, method: str, params: JSON, caller: Caller) -> JSON:
         async with self._lease(self.key_for(member.server)) as handle:
-            return await handle.session.request(
+            result: JSON = await handle.session.request(
                 method,
                 params,
                 timeout=self._call_timeout,
@@ -238,6 +240,7 @@ class ProfileAggregate:
                 on_log=caller.on_log,
                 on_server_request=caller.on_server_request,
             )
+            return result
 
     def public_uri(self, server: str, uri: str) -> str:
         member = self.members.get(server)

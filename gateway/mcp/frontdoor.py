@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from gateway.mcp.aggregator import Caller, ProfileAggregate
 from gateway.mcp.backend import JSON, BackendError, BackendGone, CallContext
@@ -53,10 +53,10 @@ class GatewayServer(Server[Any]):
         self,
         notification_options: NotificationOptions | None = None,
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        **kwargs: Any,
+        extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
         return super().create_initialization_options(
-            notification_options or NotificationOptions(True, True, True), experimental_capabilities, **kwargs
+            notification_options or NotificationOptions(True, True, True), experimental_capabilities, extensions
         )
 
 
@@ -103,18 +103,24 @@ class FrontDoor:
             instructions="gigmcp: tools of several sandboxed MCP servers, named <server>_<tool>.",
             cache_hints={m: LIST_HINT for m in (
                 "tools/list", "resources/list", "resources/templates/list", "prompts/list", "resources/read")},
-            on_list_tools=self._list("tools/list", "tools"),
-            on_call_tool=self._call_tool,
-            on_list_resources=self._list("resources/list", "resources"),
-            on_list_resource_templates=self._list("resources/templates/list", "resourceTemplates"),
-            on_read_resource=self._read_resource,
-            on_subscribe_resource=self._subscribe,
-            on_unsubscribe_resource=self._unsubscribe,
-            on_list_prompts=self._list("prompts/list", "prompts"),
-            on_get_prompt=self._get_prompt,
-            on_completion=self._complete,
-            on_set_logging_level=self._set_level,
         )
+        # Registered one by one (not as on_* arguments) because the handlers return raw dicts.
+        handlers: list[tuple[str, type[Any], Any]] = [
+            ("tools/list", types.PaginatedRequestParams, self._list("tools/list", "tools")),
+            ("tools/call", types.CallToolRequestParams, self._call_tool),
+            ("resources/list", types.PaginatedRequestParams, self._list("resources/list", "resources")),
+            ("resources/templates/list", types.PaginatedRequestParams,
+             self._list("resources/templates/list", "resourceTemplates")),
+            ("resources/read", types.ReadResourceRequestParams, self._read_resource),
+            ("resources/subscribe", types.SubscribeRequestParams, self._subscribe),
+            ("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe),
+            ("prompts/list", types.PaginatedRequestParams, self._list("prompts/list", "prompts")),
+            ("prompts/get", types.GetPromptRequestParams, self._get_prompt),
+            ("completion/complete", types.CompleteRequestParams, self._complete),
+            ("logging/setLevel", types.SetLevelRequestParams, self._set_level),
+        ]
+        for method, params_type, handler in handlers:
+            self.server.add_request_handler(method, params_type, handler)
 
     # ---- bookkeeping of connected sessions (for list_changed and resource updates) ----------
     def _track(self, ctx: Ctx, identity: RequestIdentity) -> None:
@@ -163,14 +169,14 @@ class FrontDoor:
 
         async def on_log(params: JSON) -> None:
             with contextlib.suppress(Exception):
-                await session.send_log_message(  # type: ignore[deprecated]
+                await session.send_log_message(
                     params.get("level", "info"), params.get("data"), params.get("logger"),
                     related_request_id=request_id,
                 )
 
         async def on_server_request(method: str, params: JSON | None, _call: CallContext | None) -> JSON:
             # Relayed raw so that a backend's sampling/elicitation shape passes through unchanged.
-            outbound = session._request_outbound  # noqa: SLF001 - the SDK's raw request-scoped channel
+            outbound = session._request_outbound
             if not outbound.can_send_request:
                 raise BackendError(-32601, f"the client cannot answer {method} on this connection")
             result = await outbound.send_raw_request(method, params, None)

@@ -76,7 +76,7 @@ async def test_crash_restarts_at_once_then_backs_off() -> None:
         assert second is not first
     second.crash("again")
     await asyncio.sleep(0.01)
-    with pytest.raises(Unavailable, match="again.*restarting in"):
+    with pytest.raises(Unavailable, match=r"again.*restarting in"):
         async with sup.lease("k"):
             pass
     await asyncio.sleep(0.25)
