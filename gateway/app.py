@@ -17,16 +17,22 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from gateway.auth import Authenticator, Principal, bearer_token, unauthorized
+from gateway.access import Access
+from gateway.api import principal_of, setup_api_routes
+from gateway.audit import AuditWriter
+from gateway.auth import Authenticator, Principal, resolve_profile, unauthorized
 from gateway.backends import BackendFactory, LiveBackend, SandboxSettings
 from gateway.catalog import Catalog
 from gateway.config import Config
+from gateway.credentials import Credentials, master_key_from_env, open_vault
 from gateway.http_guard import HostPolicy
 from gateway.installer import install
 from gateway.mcp import bridge
 from gateway.mcp.aggregator import Member, ProfileAggregate
 from gateway.mcp.frontdoor import SCOPE_KEY, FrontDoor, RequestIdentity
+from gateway.sandbox_net import EgressSettings, SandboxNetworking
 from gateway.store import InstalledServer, Profile, Store
+from gateway.store.audit import EgressAudit
 from sandbox.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,10 @@ class GatewayState:
     frontdoor: FrontDoor
     manager: StreamableHTTPSessionManager
     supervisor: Supervisor[LiveBackend]
+    audit: AuditWriter | None = None
+    networking: SandboxNetworking | None = None
+    access: Access | None = None  # consent gate and tool toggles (set at start)
+    credentials: Credentials | None = None  # vault-sealed secrets; the egress resolver's source
     installed: dict[str, InstalledServer] = field(default_factory=dict)
     aggregates: dict[int, ProfileAggregate] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
@@ -53,8 +63,10 @@ class GatewayState:
         if agg is None:
             names = [n for n in await self.store.profiles.server_names(profile.id) if n in self.installed]
             members = [Member(n, prefixed=n not in self.config.unprefixed_servers) for n in names]
+            lease = self.access.gated(profile.user_id, self.supervisor.lease) if self.access else self.supervisor.lease
+            enabled_tool = await self.access.tool_filter(profile.id) if self.access else None
             agg = ProfileAggregate(
-                profile.id, members, self.supervisor.lease, call_timeout_s=self.config.call_timeout_s
+                profile.id, members, lease, call_timeout_s=self.config.call_timeout_s, enabled_tool=enabled_tool
             )
             self.aggregates[profile.id] = agg
         return agg
@@ -123,7 +135,8 @@ async def guard_middleware(
 
 
 def _principal(request: web.Request) -> Principal | None:
-    return request.app[STATE].auth.authenticate(bearer_token(request))
+    # Resolved (and re-checked against the database) once per request by the API's identity middleware.
+    return principal_of(request)
 
 
 def _require_admin(request: web.Request) -> Principal:
@@ -134,7 +147,7 @@ def _require_admin(request: web.Request) -> Principal:
             content_type="application/json",
             headers={"WWW-Authenticate": 'Bearer realm="gigmcp"'},
         )
-    if principal.role != "admin":
+    if principal.role != "admin" or principal.is_profile_token:
         raise web.HTTPForbidden(text=json.dumps(error_body("forbidden", "admin only")), content_type="application/json")
     return principal
 
@@ -149,13 +162,9 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
     if principal is None:
         return unauthorized(state.config.public_url)
-    slug = request.match_info.get("slug")
-    user = await state.store.users.by_name(principal.user)
-    profile = None
-    if user is not None:
-        profile = await state.store.profiles.by_slug(slug) if slug else await state.store.profiles.default_for(user.id)
     # Someone else's profile answers exactly like a missing one: existence is not revealed.
-    if profile is None or user is None or profile.user_id != user.id:
+    profile = await resolve_profile(state.store, principal, request.match_info.get("slug"))
+    if profile is None:
         return jsonrpc_error(404, -32600, "no such profile")
     try:
         body = await request.read()
@@ -191,6 +200,21 @@ async def stop_sandbox(request: web.Request) -> web.Response:
     return web.json_response({"stopped": list(key)})
 
 
+async def list_egress_audit(request: web.Request) -> web.Response:
+    _require_admin(request)
+    state = request.app[STATE]
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "100"))))
+        before = int(request.query["before"]) if "before" in request.query else None
+    except ValueError:
+        return web.json_response(error_body("bad_request", "limit and before must be whole numbers"), status=400)
+    rows = await EgressAudit(state.store.conn).page(
+        before_id=before, limit=limit, server=request.query.get("server"), decision=request.query.get("decision")
+    )
+    next_before = rows[-1]["id"] if len(rows) == limit else None
+    return web.json_response({"records": rows, "next_before": next_before})
+
+
 async def list_servers(request: web.Request) -> web.Response:
     _require_admin(request)
     state = request.app[STATE]
@@ -210,6 +234,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/sandboxes", list_sandboxes)
     app.router.add_delete("/api/sandboxes/{server}/{profile:\\d+}", stop_sandbox)
     app.router.add_get("/api/servers", list_servers)
+    app.router.add_get("/api/audit/egress", list_egress_audit)
+    setup_api_routes(app)
     return app
 
 
@@ -244,39 +270,72 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
                             backend.cache.pop("resources/templates/list", None)
             await frontdoor.backend_notification(server, profile_key, method, params)
 
-        factory = BackendFactory(
-            lookup, SandboxSettings(config.sandbox_uid, config.sandbox_gid, config.spawn_timeout_s), on_notify
-        )
-        supervisor: Supervisor[LiveBackend] = Supervisor(
-            factory, idle_timeout_s=config.idle_timeout_s, max_live=config.max_live_sandboxes, on_event=on_event
-        )
-        state = GatewayState(
-            config=config,
-            store=store,
-            catalog=catalog,
-            auth=Authenticator(config.bearer_token),
-            host_policy=HostPolicy.build(config.public_url, config.allowed_hosts, config.allowed_origins),
-            frontdoor=frontdoor,
-            manager=manager,
-            supervisor=supervisor,
-        )
-        state_ref.append(state)
-        app[STATE] = state
-        admin = await store.users.ensure("admin", "admin")
-        admin_profile = await store.profiles.ensure_default(admin)
-        for server in await store.servers.active():
-            state.installed[server.name] = server
-        for name in config.install:
-            await state.install_server(name, profile=admin_profile)
-        supervisor.start()
-        async with bridge.running(manager):
-            log.info("gigmcp ready on %s:%s (%d servers installed)", config.listen_host, config.listen_port,
-                     len(state.installed))
-            try:
+        # Everything started from here on is stopped in reverse order, also when the start fails halfway.
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            stack.push_async_callback(store.close)
+            audit = AuditWriter(EgressAudit(store.conn))
+            audit.start()
+            stack.push_async_callback(audit.close)
+            networking = None
+            if config.egress_enabled:
+                networking = SandboxNetworking(
+                    EgressSettings(config.egress_subnet, config.proxy_port, config.upstream_ca_file,
+                                   dict(config.egress_test_overrides), config.egress_if_prefix),
+                    secret_resolver=None,
+                    audit_sink=audit.submit,
+                    workdir=config.data_dir / "egress",
+                )
+                stack.push_async_callback(networking.stop)
+                await networking.start()
+            factory = BackendFactory(
+                lookup,
+                SandboxSettings(
+                    config.sandbox_uid, config.sandbox_gid, config.spawn_timeout_s, config.node_runtime_dir
+                ),
+                on_notify,
+                networking,
+            )
+            supervisor: Supervisor[LiveBackend] = Supervisor(
+                factory, idle_timeout_s=config.idle_timeout_s, max_live=config.max_live_sandboxes, on_event=on_event
+            )
+            state = GatewayState(
+                config=config,
+                store=store,
+                catalog=catalog,
+                auth=Authenticator(config.bearer_token),
+                host_policy=HostPolicy.build(config.public_url, config.allowed_hosts, config.allowed_origins),
+                frontdoor=frontdoor,
+                manager=manager,
+                supervisor=supervisor,
+                audit=audit,
+                networking=networking,
+            )
+            state_ref.append(state)
+            app[STATE] = state
+            # --- users/tokens/consent/vault ---
+            # The vault check runs before anything below writes to the database: a wrong key stops here.
+            key = await open_vault(store, master_key_from_env())
+            state.credentials = Credentials(store, key)
+            state.access = Access(store, state.installed)
+            factory.consent_check = state.access.check_spawn
+            boot_admin = await store.users.ensure("admin", "admin")
+            stack.push_async_callback(supervisor.drain, 10.0)
+            admin_profile = await store.profiles.ensure_default(boot_admin)
+            for server in await store.servers.active():
+                state.installed[server.name] = server
+            for name in config.install:
+                record = await state.install_server(name, profile=admin_profile)
+                # Boot installs are the operator's own choice: consented for the admin.
+                await store.consents.grant(boot_admin.id, record.name, record.runtime_hash, record.version,
+                                           record.manifest_json)
+            supervisor.start()
+            async with bridge.running(manager):
+                log.info("gigmcp ready on %s:%s (%d servers installed)", config.listen_host, config.listen_port,
+                         len(state.installed))
                 yield
-            finally:
-                await supervisor.drain(timeout_s=10.0)
-        with contextlib.suppress(Exception):
-            await store.close()
+        finally:
+            await stack.aclose()
 
     return ctx

@@ -19,12 +19,14 @@ from typing import Any
 from gateway.installer import InstalledLayout
 from gateway.manifest import Manifest, parse_manifest
 from gateway.mcp.backend import JSON, BackendSession, NotificationFn
+from gateway.sandbox_net import CA_PATH, SandboxNetworking, policy_for, sandbox_env
 from gateway.store import InstalledServer
 from sandbox.process import SandboxProcess, spawn
-from sandbox.spec import Bind, Limits, SandboxSpec
+from sandbox.spec import Bind, Limits, NetworkPlan, SandboxSpec
 
 log = logging.getLogger(__name__)
 
+NODE_RUNTIME_MOUNT = "/opt/gigmcp-node"
 SANDBOX_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
 
@@ -44,6 +46,8 @@ class LiveBackend:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     exit_reason: str = ""
     started: float = field(default_factory=time.monotonic)
+    on_exit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    network: dict[str, str] = field(default_factory=dict)
     _watch: asyncio.Task[None] | None = None
 
     def watch(self) -> None:
@@ -65,7 +69,14 @@ class LiveBackend:
             self.exit_reason = self.session.close_reason or "session closed"
         for task in (proc_exit, closed):
             task.cancel()
+        await self._run_exit_hooks()
         self.done.set()
+
+    async def _run_exit_hooks(self) -> None:
+        hooks, self.on_exit = self.on_exit, []
+        for hook in hooks:
+            with contextlib.suppress(Exception):
+                await hook()
 
     async def aclose(self) -> None:
         await self.session.aclose()
@@ -76,11 +87,13 @@ class LiveBackend:
         if self._watch:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._watch, 1.0)
+        await self._run_exit_hooks()
         self.done.set()
 
     def describe(self) -> dict[str, Any]:
         return {
             "server": self.server,
+            "network": self.network,
             "pid": self.process.pid,
             "sandbox_pid": self.process.child_pid,
             "memory_bytes": self.process.memory_bytes(),
@@ -92,21 +105,33 @@ class SandboxSettings:
     uid: int
     gid: int
     spawn_timeout_s: float
+    node_runtime_dir: str | None = None  # undici + preload, mounted so Node's fetch() uses the proxy
 
 
-def build_spec(manifest: Manifest, layout: InstalledLayout, settings: SandboxSettings, name: str) -> SandboxSpec:
+def build_spec(manifest: Manifest, layout: InstalledLayout, settings: SandboxSettings, name: str,
+               plan: NetworkPlan | None = None, ca_pem: bytes = b"") -> SandboxSpec:
     argv = layout.resolve_command(manifest)
     env = {**SANDBOX_ENV, **manifest.env}
+    files: dict[str, bytes] = {}
     root = str(layout.root)
+    binds = [Bind(root, root)]
+    if plan is not None:
+        env.update(sandbox_env(plan))
+        files[CA_PATH] = ca_pem
+        if settings.node_runtime_dir:
+            binds.append(Bind(settings.node_runtime_dir, NODE_RUNTIME_MOUNT))
+            env["NODE_OPTIONS"] = f"--require={NODE_RUNTIME_MOUNT}/proxy-preload.cjs"
     return SandboxSpec(
         name=name,
         argv=argv,
         uid=settings.uid,
         gid=settings.gid,
-        binds=(Bind(root, root),),
+        binds=tuple(binds),
         env=env,
         cwd=root,
         hostname=manifest.name,
+        files=files,
+        network=plan is not None,
         limits=Limits(
             memory_mb=manifest.limits.memory_mb,
             pids=manifest.limits.pids,
@@ -117,15 +142,20 @@ def build_spec(manifest: Manifest, layout: InstalledLayout, settings: SandboxSet
 
 ServerLookup = Callable[[str], InstalledServer | None]
 NotifyHook = Callable[[str, Hashable, str, JSON | None], Awaitable[None]]
+# Raises (e.g. `gateway.consent.ConsentRequired`) when the profile's owner may not run this manifest.
+ConsentCheck = Callable[[InstalledServer, Hashable], Awaitable[None]]
 
 
 class BackendFactory:
     """Starts a `LiveBackend` for a (server, profile) key."""
 
-    def __init__(self, lookup: ServerLookup, settings: SandboxSettings, on_notify: NotifyHook) -> None:
+    def __init__(self, lookup: ServerLookup, settings: SandboxSettings, on_notify: NotifyHook,
+                 networking: SandboxNetworking | None = None) -> None:
         self._lookup = lookup
         self._settings = settings
         self._on_notify = on_notify
+        self._networking = networking
+        self.consent_check: ConsentCheck | None = None
 
     async def __call__(self, key: Hashable) -> LiveBackend:
         assert isinstance(key, tuple)
@@ -133,10 +163,29 @@ class BackendFactory:
         installed = self._lookup(server_name)
         if installed is None:
             raise RuntimeError(f"server {server_name} is not installed")
+        if self.consent_check is not None:
+            # Before anything is spawned: no consent, no process (the message says what to approve).
+            await self.consent_check(installed, profile_key)
         manifest = parse_manifest(json.loads(installed.manifest_json))
         layout = InstalledLayout(Path(installed.install_dir))
-        spec = build_spec(manifest, layout, self._settings, f"{server_name}-{profile_key}")
-        process = await spawn(spec)
+        sandbox_id = f"{server_name}-{profile_key}"
+        networking = self._networking
+        plan = networking.reserve() if networking else None
+        spec = build_spec(manifest, layout, self._settings, sandbox_id, plan,
+                          networking.ca_pem if networking else b"")
+
+        async def attach(child_pid: int) -> None:
+            assert networking is not None and plan is not None
+            policy = policy_for(manifest, sandbox_id=sandbox_id, profile=str(profile_key), user=str(profile_key),
+                                settings=networking.settings)
+            await networking.attach(plan, child_pid, policy)
+
+        try:
+            process = await spawn(spec, before_release=attach if plan else None)
+        except BaseException:
+            if networking and plan:
+                await networking.detach(plan)
+            raise
         session: BackendSession | None = None
         try:
             assert process.stdout is not None and process.stdin is not None
@@ -151,6 +200,8 @@ class BackendFactory:
             if session is not None:
                 await session.aclose()
             await process.terminate(grace=0.5)
+            if networking and plan:
+                await networking.detach(plan)
             if isinstance(exc, Exception):
                 detail = _stderr_tail(process)
                 raise RuntimeError(
@@ -159,5 +210,8 @@ class BackendFactory:
                 ) from None
             raise
         live = LiveBackend(server_name, process, session)
+        if networking and plan:
+            live.network = {"sandbox_ip": plan.sandbox_ip, "host_ip": plan.host_ip}
+            live.on_exit.append(lambda: networking.detach(plan))
         live.watch()
         return live

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
 
+from gateway.cli_admin import register_admin_commands
 from gateway.config import ConfigError, load_config
 
 
@@ -34,11 +36,16 @@ def _serve(_args: argparse.Namespace) -> int:
             access_log=None,
         )
     except OSError as exc:
-        print(f"gigmcp: cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}", file=sys.stderr)
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            print(f"gigmcp: cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}",
+                  file=sys.stderr)
+        else:
+            logging.getLogger("gigmcp").debug("start failed", exc_info=True)
+            print(f"gigmcp: start failed: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a start-up failure is one clear line, never a trace
         logging.getLogger("gigmcp").debug("start failed", exc_info=True)
-        print(f"gigmcp: {exc}", file=sys.stderr)
+        print(f"gigmcp: start failed: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -80,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the gateway").set_defaults(func=_serve)
     sub.add_parser("check-config", help="validate the GIG_* configuration and exit").set_defaults(func=_check_config)
     sub.add_parser("catalog", help="list the servers of the bundled catalog").set_defaults(func=_catalog)
+    register_admin_commands(sub)
     return parser
 
 

@@ -43,6 +43,13 @@ class Config:
     log_level: str
     debug_endpoints: bool
     unprefixed_servers: tuple[str, ...] = field(default=())
+    egress_enabled: bool = True
+    egress_subnet: str = "10.88.0.0/16"
+    proxy_port: int = 3128
+    upstream_ca_file: str | None = None
+    egress_test_overrides: tuple[tuple[str, str], ...] = ()
+    node_runtime_dir: str | None = None
+    egress_if_prefix: str = "gsb"
 
     @property
     def servers_dir(self) -> Path:
@@ -167,6 +174,58 @@ def _sandbox_python(env: Mapping[str, str]) -> str:
     )
 
 
+def _readable(env: Mapping[str, str], name: str) -> str | None:
+    path = _get(env, name)
+    if path is None:
+        return None
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}: cannot read {path}")
+    return path
+
+
+def _if_prefix(env: Mapping[str, str]) -> str:
+    # Two gateways on one host (tests, staging) need their own interface names and firewall table.
+    prefix = _get(env, "GIG_EGRESS_IF_PREFIX", "gsb") or "gsb"
+    if not (prefix.isascii() and prefix.isalnum() and prefix[0].isalpha() and len(prefix) <= 6):
+        raise ConfigError(f"GIG_EGRESS_IF_PREFIX: {prefix!r} must be 1-6 letters or digits, starting with a letter")
+    return prefix
+
+
+def _node_runtime(env: Mapping[str, str]) -> str | None:
+    explicit = _get(env, "GIG_NODE_RUNTIME_DIR")
+    path = Path(explicit) if explicit else REPO_ROOT / "runtime" / "node"
+    if (path / "node_modules" / "undici" / "package.json").is_file():
+        return str(path)
+    if explicit:
+        raise ConfigError(f"GIG_NODE_RUNTIME_DIR: {path} has no node_modules/undici (run npm ci there)")
+    return None
+
+
+def _subnet(env: Mapping[str, str]) -> str:
+    raw = _get(env, "GIG_EGRESS_SUBNET", "10.88.0.0/16") or ""
+    try:
+        net = ipaddress.ip_network(raw)
+    except ValueError:
+        raise ConfigError(f"GIG_EGRESS_SUBNET: {raw!r} is not an IPv4 network") from None
+    if not isinstance(net, ipaddress.IPv4Network) or net.prefixlen > 28:
+        raise ConfigError(f"GIG_EGRESS_SUBNET: {raw!r} must be an IPv4 network of /28 or larger")
+    return str(net)
+
+
+def _overrides(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in _list(env, "GIG_TEST_EGRESS_OVERRIDES"):
+        name, sep, address = item.partition("=")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"GIG_TEST_EGRESS_OVERRIDES: expected name=ip, got {item!r}") from None
+        if not sep or not name:
+            raise ConfigError(f"GIG_TEST_EGRESS_OVERRIDES: expected name=ip, got {item!r}")
+        out.append((name.lower(), address))
+    return tuple(out)
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     host, port = parse_listen(_get(env, "GIG_LISTEN", ":8080") or ":8080")
@@ -211,4 +270,11 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         log_level=level,
         debug_endpoints=_bool(env, "GIG_DEBUG_ENDPOINTS", False),
         unprefixed_servers=_list(env, "GIG_UNPREFIXED_SERVERS"),
+        egress_enabled=_bool(env, "GIG_EGRESS", True),
+        egress_subnet=_subnet(env),
+        proxy_port=_int(env, "GIG_PROXY_PORT", 3128, lo=1, hi=65535),
+        upstream_ca_file=_readable(env, "GIG_UPSTREAM_CA_FILE"),
+        egress_test_overrides=_overrides(env),
+        node_runtime_dir=_node_runtime(env),
+        egress_if_prefix=_if_prefix(env),
     )

@@ -90,8 +90,9 @@ class Manifest:
 
     def to_data(self) -> dict[str, Any]:
         """The manifest as plain data that `parse_manifest` accepts again (used to store it)."""
-        package: dict[str, Any] = {"path": self.package.path} if self.package.path else {
-            "pypi": self.package.pypi, "hashes": list(self.package.hashes)}
+        package: dict[str, Any] = {"path": self.package.path} if self.package.path else {"pypi": self.package.pypi}
+        if self.package.hashes:
+            package["hashes"] = list(self.package.hashes)
         data: dict[str, Any] = {
             "name": self.name,
             "version": self.version,

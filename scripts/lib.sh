@@ -67,8 +67,19 @@ ensure_sandbox_user() {
         || die "could not create user gigmcp-sb"
 }
 
+ensure_node_runtime() {
+    # undici, mounted into Node sandboxes so that fetch() honours the egress proxy (Node 20 ignores it).
+    command -v npm >/dev/null || apt_install nodejs npm
+    local dir="$GIG_ROOT/runtime/node"
+    [ -f "$dir/node_modules/undici/package.json" ] && return 0
+    say "installing the Node runtime support (undici) in $dir"
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || die "npm ci failed in $dir"
+    chmod -R a+rX "$dir"
+}
+
 setup_base() {
     need_root
     apt_install $APT_PACKAGES
     ensure_sandbox_user
+    ensure_node_runtime
 }

@@ -7,10 +7,27 @@ from pathlib import Path
 
 import aiosqlite
 
+from gateway.store.consents import ConsentRecord, Consents
 from gateway.store.db import StoreError, open_db
 from gateway.store.repositories import InstalledServer, Profile, Profiles, SandboxEvents, Servers, User, Users
+from gateway.store.secrets import CANARY_SPEC, CREDENTIALS_SPEC, VAULT_TABLES, CredentialRow, SealedSecrets
+from gateway.store.tokens import TokenOwner, TokenRecord, Tokens
+from gateway.store.tools import ToolSettings
 
-__all__ = ["InstalledServer", "Profile", "Store", "StoreError", "User"]
+__all__ = [
+    "CANARY_SPEC",
+    "CREDENTIALS_SPEC",
+    "VAULT_TABLES",
+    "ConsentRecord",
+    "CredentialRow",
+    "InstalledServer",
+    "Profile",
+    "Store",
+    "StoreError",
+    "TokenOwner",
+    "TokenRecord",
+    "User",
+]
 
 
 @dataclass(slots=True)
@@ -20,11 +37,25 @@ class Store:
     servers: Servers
     profiles: Profiles
     events: SandboxEvents
+    tokens: Tokens
+    tools: ToolSettings
+    consents: Consents
+    secrets: SealedSecrets
 
     @classmethod
     async def open(cls, path: Path) -> Store:
         conn = await open_db(path)
-        return cls(conn, Users(conn), Servers(conn), Profiles(conn), SandboxEvents(conn))
+        return cls(
+            conn,
+            Users(conn),
+            Servers(conn),
+            Profiles(conn),
+            SandboxEvents(conn),
+            Tokens(conn),
+            ToolSettings(conn),
+            Consents(conn),
+            SealedSecrets(conn),
+        )
 
     async def close(self) -> None:
         await self.conn.close()

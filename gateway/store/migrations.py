@@ -48,4 +48,81 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX sandbox_events_at ON sandbox_events(at);
         """,
     ),
+    (
+        2,
+        # Users, tokens, tool toggles, consent and vault-sealed credentials (issue 4).
+        """
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            token_hash BLOB NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            last_used_at REAL,
+            revoked_at REAL
+        );
+        CREATE INDEX api_tokens_user ON api_tokens(user_id);
+        CREATE INDEX api_tokens_profile ON api_tokens(profile_id);
+        CREATE TABLE tool_settings (
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            server_name TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (profile_id, server_name, tool)
+        );
+        CREATE TABLE consents (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            server_name TEXT NOT NULL,
+            runtime_hash TEXT NOT NULL,
+            version TEXT NOT NULL,
+            manifest_json TEXT NOT NULL,
+            granted_at REAL NOT NULL,
+            revoked_at REAL,
+            PRIMARY KEY (user_id, server_name, runtime_hash)
+        );
+        CREATE TABLE credentials (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            server_name TEXT NOT NULL,
+            credential_id TEXT NOT NULL,
+            sealed BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (user_id, server_name, credential_id)
+        );
+        CREATE TABLE vault_canary (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            sealed BLOB NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """,
+    ),
+    (
+        3,
+        """
+        CREATE TABLE egress_audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            sandbox_id TEXT NOT NULL,
+            server TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            user TEXT NOT NULL,
+            method TEXT NOT NULL,
+            host TEXT NOT NULL,
+            port INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            bytes_up INTEGER NOT NULL,
+            bytes_down INTEGER NOT NULL,
+            decision TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX egress_audit_at ON egress_audit(at);
+        CREATE INDEX egress_audit_server ON egress_audit(server, at);
+        """,
+    ),
 )

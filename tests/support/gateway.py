@@ -66,6 +66,10 @@ class Gateway:
             "GIG_REGISTRY_DIR": str(FIXTURE_REGISTRY),
             "GIG_INSTALL": self.install,
             "GIG_LOG_LEVEL": "info",
+            # Each test gateway gets its own sandbox network, so several can run at once.
+            "GIG_EGRESS_SUBNET": f"10.{100 + self.port % 100}.0.0/16",
+            "GIG_EGRESS_IF_PREFIX": f"g{self.port}",
+            "GIG_PROXY_PORT": str(free_port()),
             **self.env,
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process

@@ -1,0 +1,94 @@
+"""Servers: show one installed server with the caller's consent state; install from the catalog (admin).
+
+`GET /api/servers`, `GET /api/sandboxes` and `DELETE /api/sandboxes/{server}/{profile}` are served by
+`gateway.app`; they are listed here (without a handler) so that the OpenAPI document covers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from gateway.api.consent import CONSENT_VIEW, HASH, MANIFEST, consent_view
+from gateway.api.core import SERVER_NAME, ApiError, Call, Reply, Route, not_found, ok
+from gateway.api.lookup import installed_server
+from gateway.api.schema import ANY_JSON, array, boolean, component, integer, obj, string
+from gateway.catalog import Catalog
+from gateway.installer import InstallError
+from gateway.manifest import ManifestError
+
+SERVER = component(
+    "Server",
+    obj(
+        {"name": SERVER_NAME, "version": string(), "runtime_hash": HASH, "manifest": MANIFEST,
+         "consent": CONSENT_VIEW},
+        ["name", "version", "runtime_hash", "manifest", "consent"],
+    ),
+)
+INSTALLED = component(
+    "Installed",
+    obj({"name": SERVER_NAME, "version": string(), "runtime_hash": HASH,
+         "changed": boolean("the runtime hash differs from what was installed before")},
+        ["name", "version", "runtime_hash", "changed"]),
+)
+SERVER_INDEX = component(
+    "ServerIndex",
+    obj({"installed": obj({}, open_map=obj({"version": string(), "runtime_hash": HASH}, ["version", "runtime_hash"])),
+         "catalog": array(string())}, ["installed", "catalog"]),
+)
+SANDBOXES = component(
+    "Sandboxes",
+    obj({"sandboxes": array({"type": "object"}), "spawns": integer(minimum=0)}, ["sandboxes", "spawns"]),
+)
+STOPPED = component("Stopped", obj({"stopped": array(ANY_JSON)}, ["stopped"]))
+INSTALL = obj({"name": SERVER_NAME}, ["name"])
+
+# One install at a time: two concurrent installs of one server would race on its directory.
+_install_lock = asyncio.Lock()
+
+
+async def show(call: Call) -> web.StreamResponse:
+    server = installed_server(call, call.path["server"])
+    return ok({
+        "name": server.name, "version": server.version, "runtime_hash": server.runtime_hash,
+        "manifest": json.loads(server.manifest_json),
+        "consent": await consent_view(call.state.store, call.principal.user_id, server),
+    })
+
+
+async def install(call: Call) -> web.StreamResponse:
+    state = call.state
+    name = call.body["name"]
+    async with _install_lock:
+        # Re-read the registry: an install takes what the catalog offers now, not what it held at start.
+        try:
+            state.catalog = Catalog.load(state.config.registry_dir)
+        except (ManifestError, OSError) as exc:
+            raise ApiError(409, "registry_invalid", f"the registry cannot be read: {exc}") from None
+        if state.catalog.get(name) is None:
+            not_found(f"server {name!r} in the catalog")
+        previous = state.installed.get(name)
+        try:
+            record = await state.install_server(name)
+        except InstallError as exc:
+            raise ApiError(502, "install_failed", str(exc)) from None
+    changed = previous is None or previous.runtime_hash != record.runtime_hash
+    return ok({"name": record.name, "version": record.version, "runtime_hash": record.runtime_hash,
+               "changed": changed})
+
+
+ROUTES = [
+    Route("GET", "/api/servers", "Installed servers and the catalog", "servers", None, access="admin",
+          replies={200: Reply("installed servers and catalog names", SERVER_INDEX)}),
+    Route("GET", "/api/servers/{server}", "An installed server's manifest and the caller's consent to it",
+          "servers", show, replies={200: Reply("the server", SERVER)}),
+    Route("POST", "/api/servers/install", "Install (or upgrade) a server from the catalog; a changed manifest stops "
+          "its sandboxes and needs new consent", "servers", install, access="admin", body=INSTALL,
+          replies={200: Reply("installed", INSTALLED)}),
+    Route("GET", "/api/sandboxes", "Live sandboxes", "servers", None, access="admin",
+          replies={200: Reply("sandboxes and the spawn count", SANDBOXES)}),
+    Route("DELETE", "/api/sandboxes/{server}/{profile}", "Stop one sandbox", "servers", None, access="admin",
+          replies={200: Reply("stopped", STOPPED)}),
+]

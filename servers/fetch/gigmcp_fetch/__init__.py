@@ -1,0 +1,1 @@
+"""gigmcp-fetch: fetch a URL through whatever network the sandbox allows (used by egress tests)."""

@@ -1,0 +1,5 @@
+"""`python -m gigmcp_gitlab` runs the stdio server."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""Groups and namespaces: list, read, subgroups, projects, create, update, delete."""
+
+from __future__ import annotations
+
+from .dsl import (
+    DESCRIPTION,
+    GROUP,
+    SEARCH,
+    SORT,
+    VISIBILITY,
+    b,
+    delete,
+    e,
+    get,
+    i,
+    lst,
+    post,
+    put,
+    s,
+)
+
+D = "groups"
+_COLS = ("id", "full_path", "visibility", "parent_id")
+_PCOLS = ("id", "path_with_namespace", "visibility", "default_branch", "last_activity_at")
+
+ACTIONS = (
+    lst(
+        "group_list",
+        D,
+        "List groups visible to the token",
+        "/groups",
+        SEARCH,
+        b("owned", "Only owned groups"),
+        b("top_level_only", "Only top-level groups"),
+        i("min_access_level", "Minimum access level"),
+        e("order_by", "Order field", ("name", "path", "id")),
+        SORT,
+        columns=_COLS,
+    ),
+    get(
+        "group_get",
+        D,
+        "Get one group",
+        "/groups/{group}",
+        GROUP,
+        b("with_projects", "Include projects (default false here)"),
+        fixed={"with_projects": False},
+        text_fields=("description",),
+    ),
+    lst(
+        "group_subgroups",
+        D,
+        "List direct subgroups",
+        "/groups/{group}/subgroups",
+        GROUP,
+        SEARCH,
+        columns=_COLS,
+    ),
+    lst(
+        "group_descendants",
+        D,
+        "List all descendant groups (nested)",
+        "/groups/{group}/descendant_groups",
+        GROUP,
+        SEARCH,
+        columns=_COLS,
+    ),
+    lst(
+        "group_projects",
+        D,
+        "List projects of a group",
+        "/groups/{group}/projects",
+        GROUP,
+        SEARCH,
+        b("include_subgroups", "Include projects in subgroups"),
+        b("archived", "Archived filter"),
+        e("order_by", "Order field", ("id", "name", "path", "created_at", "updated_at", "last_activity_at")),
+        SORT,
+        columns=_PCOLS,
+    ),
+    post(
+        "group_create",
+        D,
+        "Create a group or subgroup",
+        "/groups",
+        s("name", "Group name", True),
+        s("path", "Group path", True),
+        i("parent_id", "Parent group id for a subgroup"),
+        DESCRIPTION,
+        VISIBILITY,
+    ),
+    put(
+        "group_update",
+        D,
+        "Update a group",
+        "/groups/{group}",
+        GROUP,
+        s("name", "New name"),
+        s("path", "New path"),
+        DESCRIPTION,
+        VISIBILITY,
+    ),
+    delete("group_delete", D, "Delete a group and its projects", "/groups/{group}", GROUP),
+    lst(
+        "namespace_list",
+        D,
+        "List namespaces (users and groups) you can access",
+        "/namespaces",
+        SEARCH,
+        columns=("id", "full_path", "kind"),
+    ),
+)

@@ -1,0 +1,136 @@
+"""Jobs: list, read, log tail, retry, cancel, play, erase, artifacts."""
+
+from __future__ import annotations
+
+from .dsl import (
+    JOB_ID,
+    PROJECT,
+    Param,
+    b,
+    delete,
+    destructive_post,
+    get,
+    i,
+    lst,
+    post,
+    s,
+)
+
+D = "jobs"
+_J = "/projects/{project}/jobs/{job_id}"
+_COLS = ("id", "name", "stage", "status", "ref", "failure_reason", "duration", "pipeline")
+_SCOPES = (
+    "created",
+    "pending",
+    "running",
+    "failed",
+    "success",
+    "canceled",
+    "skipped",
+    "waiting_for_resource",
+    "manual",
+)
+_ART_PATH = Param("artifact_path", "string", "Path of the file inside the artifacts archive", True, keep_slashes=True)
+
+ACTIONS = (
+    lst(
+        "job_list",
+        D,
+        "List jobs of a project, newest first",
+        "/projects/{project}/jobs",
+        PROJECT,
+        Param("scope", "array", "Status filter", items={"type": "string", "enum": list(_SCOPES)}),
+        columns=_COLS,
+    ),
+    get("job_get", D, "Get one job (status, failure_reason, runner, artifacts)", _J, PROJECT, JOB_ID),
+    get(
+        "job_log",
+        D,
+        "Job log: streams the trace, returns the tail (default 200 lines), ANSI stripped",
+        _J + "/trace",
+        PROJECT,
+        JOB_ID,
+        i("tail_lines", "Lines from the end (default 200, max 5000)", minimum=1, maximum=5000),
+        i("start_line", "Read forward from this 1-based line instead of the tail", minimum=1),
+        i("max_lines", "Lines to read forward (default 200, max 5000)", minimum=1, maximum=5000),
+        s("pattern", "Only lines matching this regex (case-insensitive), with line numbers"),
+        s("cursor", "next_cursor from a previous job_log call"),
+        handler="job_log",
+        aliases=("trace", "logs", "output", "console", "why failed", "ci log"),
+    ),
+    post("job_retry", D, "Retry a job", _J + "/retry", PROJECT, JOB_ID, aliases=("rerun", "restart job")),
+    post("job_cancel", D, "Cancel a job", _J + "/cancel", PROJECT, JOB_ID, idempotent=True),
+    post(
+        "job_play",
+        D,
+        "Start a manual job",
+        _J + "/play",
+        PROJECT,
+        JOB_ID,
+        Param(
+            "job_variables_attributes",
+            "array",
+            "Variables for the manual job",
+            items={
+                "type": "object",
+                "properties": {"key": {"type": "string"}, "value": {"type": "string"}},
+                "required": ["key", "value"],
+            },
+        ),
+        aliases=("trigger manual job", "deploy"),
+    ),
+    destructive_post("job_erase", D, "Erase a job's log and artifacts", _J + "/erase", PROJECT, JOB_ID),
+    get(
+        "job_artifacts_list",
+        D,
+        "Artifact files of a job (archive, reports) with sizes and expiry",
+        _J,
+        PROJECT,
+        JOB_ID,
+        pick="artifacts",
+        columns=("file_type", "filename", "size", "file_format"),
+    ),
+    get(
+        "job_artifact_file",
+        D,
+        "Download one file from a job's artifacts archive (text shown, binary summarized)",
+        _J + "/artifacts/{artifact_path}",
+        PROJECT,
+        JOB_ID,
+        _ART_PATH,
+        handler="raw_file",
+        raw=True,
+    ),
+    get(
+        "job_artifact_file_by_ref",
+        D,
+        "Download one artifact file from the latest successful job on a ref",
+        "/projects/{project}/jobs/artifacts/{ref_name}/raw/{artifact_path}",
+        PROJECT,
+        s("ref_name", "Branch or tag", True),
+        _ART_PATH,
+        s("job", "Job name", True),
+        handler="raw_file",
+        raw=True,
+    ),
+    post(
+        "job_artifacts_keep",
+        D,
+        "Keep a job's artifacts from expiring",
+        _J + "/artifacts/keep",
+        PROJECT,
+        JOB_ID,
+        idempotent=True,
+    ),
+    delete("job_artifacts_delete", D, "Delete a job's artifacts", _J + "/artifacts", PROJECT, JOB_ID),
+    lst(
+        "runner_list",
+        D,
+        "Runners available to a project",
+        "/projects/{project}/runners",
+        PROJECT,
+        b("paused", "Paused filter"),
+        s("type", "project_type, group_type or instance_type"),
+        columns=("id", "description", "status", "runner_type", "online"),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Tests of the GitLab MCP server (servers/gitlab) against the fake GitLab."""
