@@ -30,6 +30,22 @@ NODE_RUNTIME_MOUNT = "/opt/gigmcp-node"
 SANDBOX_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
 
+def exit_reason(process: SandboxProcess) -> str:
+    """A sentence for the supervisor's `last_error`: how the server ended, and why if we know."""
+    code = process.returncode
+    stats = process.cgroup_stats()
+    if stats is not None and stats.oom_kills:
+        return "killed: out of memory (the sandbox's memory limit)"
+    if code is None:
+        return "ended"
+    if code > 128:  # bwrap reports a server killed by signal N as 128+N
+        return f"killed by signal {code - 128}"
+    if code < 0:
+        return f"killed by signal {-code}"
+    tail = _stderr_tail(process)
+    return f"exited with status {code}" + (f": {tail}" if tail and code else "")
+
+
 def _stderr_tail(process: SandboxProcess) -> str:
     lines = process.last_stderr().decode(errors="replace").strip().splitlines()
     return lines[-1][:200] if lines else ""
@@ -57,14 +73,11 @@ class LiveBackend:
         proc_exit = asyncio.create_task(self.process.wait())
         closed = asyncio.create_task(self.session.closed.wait())
         await asyncio.wait({proc_exit, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if not proc_exit.done():
+            # stdout usually closes a moment before the process is reaped: wait for the real cause.
+            await asyncio.wait({proc_exit}, timeout=1.0)
         if proc_exit.done():
-            code = self.process.returncode
-            self.exit_reason = f"exited with status {code}" if code is not None and code >= 0 else (
-                f"killed by signal {-(code or 0)}"
-            )
-            tail = _stderr_tail(self.process)
-            if tail and code:
-                self.exit_reason += f": {tail}"
+            self.exit_reason = exit_reason(self.process)
         else:
             self.exit_reason = self.session.close_reason or "session closed"
         for task in (proc_exit, closed):

@@ -7,7 +7,7 @@ from aiohttp import web
 from gateway.access import declared_tools
 from gateway.api.core import SLUG, Call, Reply, Route, conflict, no_content, not_found, ok
 from gateway.api.lookup import installed_server, own_profile, profiles_changed, stop_sandboxes
-from gateway.api.schema import array, boolean, component, obj, string
+from gateway.api.schema import array, boolean, component, integer, obj, string
 from gateway.api.tokens import ISSUED, TOKEN_LABEL, issued_data
 from gateway.auth import rotate_profile_token
 from gateway.store import Profile
@@ -15,8 +15,9 @@ from gateway.store import Profile
 PROFILE = component(
     "Profile",
     obj(
-        {"slug": SLUG, "default": boolean(), "servers": array(string()), "url": string(fmt="uri")},
-        ["slug", "default", "servers", "url"],
+        {"id": integer(description="the profile's id, as in sandbox keys"), "slug": SLUG, "default": boolean(),
+         "servers": array(string()), "url": string(fmt="uri")},
+        ["id", "slug", "default", "servers", "url"],
     ),
 )
 PROFILE_LIST = component("ProfileList", obj({"profiles": array(PROFILE)}, ["profiles"]))
@@ -38,6 +39,7 @@ ROTATE = obj({"name": TOKEN_LABEL}, [])
 async def profile_data(call: Call, profile: Profile) -> dict[str, object]:
     servers = await call.state.store.profiles.server_names(profile.id)
     return {
+        "id": profile.id,
         "slug": profile.slug,
         "default": profile.is_default,
         "servers": servers,

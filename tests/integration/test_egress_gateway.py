@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from tests.integration.conftest_egress import Pki, Upstream, make_pki, start_upstream
 from tests.support.gateway import REPO, Gateway, RawSession, running_gateway
@@ -138,7 +137,7 @@ async def test_no_route_around_the_proxy(gw: Gateway, upstream: Upstream) -> Non
     assert (await _call(raw, "connect", host="127.0.0.1", port=upstream.https_port))["connected"] is False
     assert (await _call(raw, "interfaces"))["interfaces"] == ["eth0", "lo"]
     # The gateway's own port, on the host end of the sandbox's veth, is not reachable.
-    ours = [s for s in gw.sandboxes() if s["state"] == "running" and s["key"][0] == "fetch"][0]
+    ours = next(s for s in gw.sandboxes() if s["state"] == "running" and s["key"][0] == "fetch")
     host_ip = ours["network"]["host_ip"]
     assert (await _call(raw, "connect", host=host_ip, port=gw.port, timeout=2))["connected"] is False
     assert (await _call(raw, "connect", host=host_ip, port=22, timeout=2))["connected"] is False
@@ -147,7 +146,7 @@ async def test_no_route_around_the_proxy(gw: Gateway, upstream: Upstream) -> Non
 async def test_other_sandboxes_are_unreachable(gw: Gateway) -> None:
     raw = RawSession(gw).open()
     assert raw.call("echo_echo", {"message": "wake"})["result"]["content"][0]["text"] == "wake"
-    echo = [s for s in gw.sandboxes() if s["state"] == "running" and s["key"][0] == "echo"][0]
+    echo = next(s for s in gw.sandboxes() if s["state"] == "running" and s["key"][0] == "echo")
     for target in (echo["network"]["sandbox_ip"], echo["network"]["host_ip"]):
         assert (await _call(raw, "connect", host=target, port=3128, timeout=2))["connected"] is False
 

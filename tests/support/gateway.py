@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -152,7 +153,7 @@ class RawSession:
         self.path = path
         self.token = token
         self.session_id = ""
-        self._ids = 0
+        self._ids = itertools.count(1)  # atomic under the GIL: calls may come from several threads
 
     def _post(self, message: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         headers = {
@@ -176,12 +177,12 @@ class RawSession:
         return self
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self._ids += 1
-        status, _, body = self._post({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params or {}})
+        request_id = next(self._ids)
+        status, _, body = self._post({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}})
         for line in body.decode().splitlines():
             if line.startswith("data: ") and line[6:].strip():
                 message = json.loads(line[6:])
-                if message.get("id") == self._ids:
+                if message.get("id") == request_id:
                     return dict(message)
         if body.strip().startswith(b"{"):
             return dict(json.loads(body))

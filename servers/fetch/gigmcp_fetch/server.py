@@ -25,10 +25,13 @@ def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None, 
     handlers = [] if use_proxy else [urllib.request.ProxyHandler({})]
     opener = urllib.request.build_opener(*handlers)
     data = body.encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if not url.startswith(("http://", "https://")):
+        return {"status": 0, "error": "only http:// and https:// URLs are fetched"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
     try:
         with opener.open(request, timeout=timeout) as resp:
-            return {"status": resp.status, "headers": dict(resp.headers), "body": resp.read(MAX_BODY).decode(errors="replace")}
+            text = resp.read(MAX_BODY).decode(errors="replace")
+            return {"status": resp.status, "headers": dict(resp.headers), "body": text}
     except urllib.error.HTTPError as exc:
         return {"status": exc.code, "headers": dict(exc.headers), "body": exc.read(MAX_BODY).decode(errors="replace")}
     except (urllib.error.URLError, OSError) as exc:
@@ -56,7 +59,8 @@ def resolve(name: str) -> dict[str, Any]:
 @server.tool(description="Fetch a URL with Node's built-in fetch (if node is available).")
 def node_fetch(url: str, timeout: float = 15.0) -> dict[str, Any]:
     script = (
-        "fetch(process.argv[1]).then(async r => { console.log(JSON.stringify({status: r.status, body: await r.text()})) })"
+        "fetch(process.argv[1])"
+        ".then(async r => { console.log(JSON.stringify({status: r.status, body: await r.text()})) })"
         ".catch(e => { console.log(JSON.stringify({status: 0, error: String(e && (e.cause || e))})) })"
     )
     try:
