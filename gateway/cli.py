@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.cli_admin import register_admin_commands
+from gateway.cli_audit import register_audit_commands
 from gateway.config import ConfigError, load_config
 
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the gateway").set_defaults(func=_serve)
     sub.add_parser("check-config", help="validate the GIG_* configuration and exit").set_defaults(func=_check_config)
     sub.add_parser("catalog", help="list the servers of the bundled catalog").set_defaults(func=_catalog)
+    register_audit_commands(sub)
     register_admin_commands(sub)
     return parser
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest_egress import Pki, Upstream, make_pki, start_upstream
-from tests.support.gateway import REPO, Gateway, RawSession, running_gateway
+from tests.support.gateway import REPO, Gateway, RawSession, running_gateway, shared_data_dir
 
 pytestmark = [pytest.mark.root]
 
@@ -160,3 +162,18 @@ async def test_node_fetch_and_urllib_both_use_the_proxy(gw: Gateway, upstream: U
     assert via_urllib["status"] == 200
     refused = await _call(raw, "node_fetch", url=f"https://evil.test:{upstream.https_port}/ok")
     assert refused["status"] != 200
+
+
+async def test_audit_tail_shows_the_decisions(gw: Gateway, upstream: Upstream) -> None:
+    raw = RawSession(gw).open()
+    await _call(raw, "fetch", url=f"https://evil.test:{upstream.https_port}/ok")
+    await _wait_audit(gw, lambda r: r["host"] == "evil.test")
+    db = shared_data_dir() / f"gw-{gw.port}.db"
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "tail", "-n", "50", "--db", str(db)],
+        capture_output=True, text=True, timeout=30, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any("deny" in ln and "host_not_allowed" in ln and "evil.test" in ln for ln in lines), out.stdout
+    assert any("allow" in ln and "allowed.test" in ln for ln in lines), out.stdout
