@@ -161,6 +161,23 @@ async def bench_network() -> None:
     )
 
 
+async def loop_lag(duration: float | None) -> list[float]:
+    """Oversleep of 5 ms sleeps on this event loop (the gateway's, in production), in ms.
+
+    With `duration` None it samples until cancelled and then returns what it measured.
+    """
+    samples: list[float] = []
+    end = None if duration is None else time.perf_counter() + duration
+    try:
+        while end is None or time.perf_counter() < end:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.005)
+            samples.append(max(0.0, (time.perf_counter() - t0) * 1000 - 5.0))
+    except asyncio.CancelledError:
+        pass
+    return samples or [0.0]
+
+
 async def main() -> None:
     from conftest_egress import make_pki, start_upstream
 
@@ -198,7 +215,17 @@ async def main() -> None:
             print(line("latency, keep-alive", direct["keepalive"], proxied["keepalive"]))
             print(line("latency, new connection", direct["newconn"], proxied["newconn"]))
             d = await run_client("throughput", ca, up.https_port, False)
+            idle_lag = await loop_lag(1.0)
+            lag_task = asyncio.create_task(loop_lag(None))
             p = await run_client("throughput", ca, up.https_port, True)
+            lag_task.cancel()
+            loaded_lag = await lag_task
+            print(
+                f"event-loop lag of the process hosting the proxy supervisor (5 ms sleeps): idle p50 "
+                f"{statistics.median(idle_lag):.2f} ms p99 {pct(idle_lag, 0.99):.2f} ms | proxy loaded p50 "
+                f"{statistics.median(loaded_lag):.2f} ms p99 {pct(loaded_lag, 0.99):.2f} ms "
+                f"max {max(loaded_lag):.2f} ms ({len(loaded_lag)} samples)"
+            )
             print(
                 f"throughput, concurrency {CONCURRENCY}     direct {d['rps']:7.0f} req/s | "
                 f"proxy {p['rps']:7.0f} req/s | ratio {d['rps'] / p['rps']:.1f}x "

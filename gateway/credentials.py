@@ -33,7 +33,8 @@ from vault import (
 
 CANARY_PLAINTEXT = b"gigmcp vault canary v1"
 PLACEHOLDER_PREFIX = "gigph_"
-MAX_SECRET_BYTES = 16 * 1024
+MAX_SECRET_BYTES = 32 * 1024
+MAX_SECRET_CHARS = 8 * 1024  # at most 4 UTF-8 bytes each: always within MAX_SECRET_BYTES
 
 SandboxKey = tuple[str, Hashable]  # (server, profile id): the supervisor's key of one sandbox
 

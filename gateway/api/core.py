@@ -25,7 +25,8 @@ from gateway.auth import Principal, bearer_token
 if TYPE_CHECKING:
     from gateway.app import GatewayState
 
-MAX_BODY_BYTES = 64 * 1024
+# Room for every schema-valid body, even a longest secret written as JSON \u escapes (12 bytes a character).
+MAX_BODY_BYTES = 128 * 1024
 PRINCIPAL_KEY = "gigmcp.principal"
 
 # ---- shared path parameters and schemas ----------------------------------------------------------

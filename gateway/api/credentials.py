@@ -10,7 +10,7 @@ from aiohttp import web
 from gateway.api.core import ApiError, Call, Reply, Route, no_content, not_found, ok, timestamp
 from gateway.api.lookup import installed_server
 from gateway.api.schema import TIMESTAMP, array, component, obj, string
-from gateway.credentials import MAX_SECRET_BYTES, CredentialInfo, Credentials, declared_credentials
+from gateway.credentials import MAX_SECRET_BYTES, MAX_SECRET_CHARS, CredentialInfo, Credentials, declared_credentials
 
 CREDENTIAL = component(
     "Credential",
@@ -20,8 +20,7 @@ CREDENTIAL = component(
     ),
 )
 CREDENTIAL_LIST = component("CredentialList", obj({"credentials": array(CREDENTIAL)}, ["credentials"]))
-# Characters, not bytes: the byte limit is checked again after encoding.
-SECRET = obj({"value": string(min_length=1, max_length=MAX_SECRET_BYTES, description="the secret; never returned")},
+SECRET = obj({"value": string(min_length=1, max_length=MAX_SECRET_CHARS, description="the secret; never returned")},
              ["value"])
 
 

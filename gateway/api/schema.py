@@ -117,8 +117,8 @@ def validate(schema: Schema, value: Any, path: str = "") -> None:
     elif kind == "string":
         _validate_string(schema, value, path)
     elif kind == "integer":
-        # JSON has no int/float distinction on the wire, but Python's bool is an int: refuse it.
-        if isinstance(value, bool) or not isinstance(value, int):
+        # JSON Schema counts 538.0 as an integer; Python's bool is an int but is no number here.
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
             raise SchemaError(f"{_where(path)} must be a whole number")
         if "minimum" in schema and value < schema["minimum"]:
             raise SchemaError(f"{_where(path)} must be at least {schema['minimum']}")

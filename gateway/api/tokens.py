@@ -78,7 +78,7 @@ async def create_token(call: Call) -> web.StreamResponse:
             not_found("profile")
         profile_id = profile.id
     days = call.body.get("expires_in_days")
-    expires_at = time.time() + days * 86400 if days is not None else None
+    expires_at = time.time() + int(days) * 86400 if days is not None else None
     issued = await issue_token(store, user_id=user.id, name=call.body["name"], profile_id=profile_id,
                                expires_at=expires_at)
     return ok(await issued_data(store, issued), status=201)

@@ -26,7 +26,9 @@ def api(gw: Gateway, method: str, path: str, body: Any = None, token: str | None
     return status, json.loads(payload) if payload else None
 
 
-def cli(gw: Gateway, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    gw: Gateway, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`gigmcp ARGS --db <the gateway's database>` as a separate process."""
     db = str(db_path(gw))
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"), **(env or {})}

@@ -16,6 +16,7 @@ BODY = obj({"name": string(pattern=r"^[a-z]+$"), "days": integer(minimum=1, maxi
 def test_valid_bodies_pass() -> None:
     validate(BODY, {"name": "abc"})
     validate(BODY, {"name": "abc", "days": 10, "on": False, "note": None})
+    validate(BODY, {"name": "abc", "days": 3.0})  # JSON Schema: a number with no fraction is an integer
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -25,6 +26,7 @@ def test_valid_bodies_pass() -> None:
     ({"name": "ABC"}, "field 'name' is not valid"),
     ({"name": "a", "days": True}, "field 'days' must be a whole number"),
     ({"name": "a", "days": 1.5}, "field 'days' must be a whole number"),
+    ({"name": "a", "days": "1"}, "field 'days' must be a whole number"),
     ({"name": "a", "days": 11}, "at most 10"),
     ({"name": "a", "on": "yes"}, "field 'on' must be true or false"),
     ({"name": "a", "note": "toolong"}, "at most 3 characters"),

@@ -43,7 +43,7 @@ async def test_the_factory_refuses_before_anything_is_spawned(store: Store, monk
     factory = BackendFactory(lambda name: ECHO if name == "echo" else None, SandboxSettings(65534, 65534, 5.0),
                              on_notify)
     factory.consent_check = Access(store, {"echo": ECHO}).check_spawn
-    with pytest.raises(ConsentRequired, match="approve server 'echo' 0.1.0"):
+    with pytest.raises(ConsentRequired, match=r"approve server 'echo' 0\.1\.0"):
         await factory(("echo", profile.id))
     with pytest.raises(Exception, match="no profile"):
         await factory(("echo", 9999))

@@ -35,7 +35,7 @@ async def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
             row = await cur.fetchone()
         assert row is not None and row[0] == MIGRATIONS[-1][0]
         for table in ("api_tokens", "tool_settings", "consents", "credentials", "vault_canary"):
-            async with store.conn.execute(f"SELECT count(*) FROM {table}") as cur:  # noqa: S608
+            async with store.conn.execute(f"SELECT count(*) FROM {table}") as cur:
                 assert tuple(await cur.fetchone()) == (0,)
     finally:
         await store.close()

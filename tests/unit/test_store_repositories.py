@@ -81,5 +81,5 @@ async def test_deleting_a_user_takes_everything_of_theirs(store: Store) -> None:
     await store.tools.set(profile.id, "echo", "add", False)
     await store.users.delete(alice.id)
     for table in ("profiles", "consents", "credentials", "tool_settings", "api_tokens"):
-        async with store.conn.execute(f"SELECT count(*) FROM {table}") as cur:  # noqa: S608
+        async with store.conn.execute(f"SELECT count(*) FROM {table}") as cur:
             assert tuple(await cur.fetchone()) == (0,), table
