@@ -270,6 +270,9 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
                             backend.cache.pop("resources/templates/list", None)
             await frontdoor.backend_notification(server, profile_key, method, params)
 
+        async def resolve_secret(sandbox_id: str, credential_id: str) -> str | None:
+            return await factory.resolve_secret(sandbox_id, credential_id)
+
         # Everything started from here on is stopped in reverse order, also when the start fails halfway.
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
@@ -283,7 +286,7 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
                 networking = SandboxNetworking(
                     EgressSettings(config.egress_subnet, config.proxy_port, config.upstream_ca_file,
                                    dict(config.egress_test_overrides), config.egress_if_prefix),
-                    secret_resolver=None,
+                    secret_resolver=resolve_secret,
                     audit_sink=audit.submit,
                     workdir=config.data_dir / "egress",
                 )
@@ -320,6 +323,7 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             state.credentials = Credentials(store, key)
             state.access = Access(store, state.installed)
             factory.consent_check = state.access.check_spawn
+            factory.credentials = state.credentials
             boot_admin = await store.users.ensure("admin", "admin")
             stack.push_async_callback(supervisor.drain, 10.0)
             admin_profile = await store.profiles.ensure_default(boot_admin)

