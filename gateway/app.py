@@ -124,7 +124,10 @@ async def guard_middleware(
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return web.json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.reason), status=exc.status)
+            # Keep headers such as Allow (405) and WWW-Authenticate (401) on the JSON form of the error.
+            kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate", "retry-after")}
+            return web.json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.reason), status=exc.status,
+                                     headers=kept)
         raise
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
@@ -206,6 +209,8 @@ async def list_egress_audit(request: web.Request) -> web.Response:
     try:
         limit = min(500, max(1, int(request.query.get("limit", "100"))))
         before = int(request.query["before"]) if "before" in request.query else None
+        if before is not None and not 0 <= before < 2**63:
+            raise ValueError
     except ValueError:
         return web.json_response(error_body("bad_request", "limit and before must be whole numbers"), status=400)
     rows = await EgressAudit(state.store.conn).page(

@@ -182,8 +182,7 @@ async def credential_set(store: Store, args: argparse.Namespace) -> int:
     user = await _user(store, args.user)
     server = await _installed(store, args.server)
     _check(CREDENTIAL_ID, args.credential_id, "credential_id")
-    declared = declared_credentials(server)
-    if declared is not None and args.credential_id not in declared:
+    if args.credential_id not in declared_credentials(server):
         raise CliError(f"server {server.name!r} declares no credential {args.credential_id!r}")
     service = await _credentials(store)
     value = sys.stdin.read().rstrip("\r\n")

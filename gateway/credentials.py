@@ -39,15 +39,11 @@ MAX_SECRET_CHARS = 8 * 1024  # at most 4 UTF-8 bytes each: always within MAX_SEC
 SandboxKey = tuple[str, Hashable]  # (server, profile id): the supervisor's key of one sandbox
 
 
-def declared_credentials(server: InstalledServer) -> frozenset[str] | None:
-    """The credential ids the server's manifest declares, or None if its manifest has no such list.
-
-    Read from the stored manifest data rather than the dataclass, so that this keeps working as the
-    manifest format grows its `credentials` section.
-    """
+def declared_credentials(server: InstalledServer) -> frozenset[str]:
+    """The credential ids the server's manifest declares: the only ones a user may store for it."""
     entries = json.loads(server.manifest_json).get("credentials")
     if not isinstance(entries, list):
-        return None
+        return frozenset()
     return frozenset(str(e["id"]) for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str))
 
 

@@ -33,7 +33,7 @@ PRINCIPAL_KEY = "gigmcp.principal"
 USER_NAME = string(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="lowercase letters, digits, '-'")
 SLUG = string(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", description="lowercase letters, digits, '-'")
 SERVER_NAME = string(pattern=r"^[a-z][a-z0-9-]{0,31}$")
-CREDENTIAL_ID = string(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CREDENTIAL_ID = string(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="as the server's manifest declares it")
 TOOL_NAME = string(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 ROW_ID = integer(minimum=1, maximum=2**63 - 1)
 PATH_PARAMS: dict[str, Schema] = {

@@ -51,9 +51,8 @@ async def list_server(call: Call) -> web.StreamResponse:
 async def put_secret(call: Call) -> web.StreamResponse:
     server = installed_server(call, call.path["server"])
     credential_id = call.path["credential_id"]
-    declared = declared_credentials(server)
-    if declared is not None and credential_id not in declared:
-        not_found(f"credential {credential_id!r} of server {server.name!r}")
+    if credential_id not in declared_credentials(server):
+        not_found(f"credential {credential_id!r} declared by server {server.name!r}")
     value = call.body["value"]
     if len(value.encode()) > MAX_SECRET_BYTES:
         raise ApiError(400, "invalid_request", f"field 'value' must be at most {MAX_SECRET_BYTES} bytes")

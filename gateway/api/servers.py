@@ -1,7 +1,8 @@
 """Servers: show one installed server with the caller's consent state; install from the catalog (admin).
 
-`GET /api/servers`, `GET /api/sandboxes` and `DELETE /api/sandboxes/{server}/{profile}` are served by
-`gateway.app`; they are listed here (without a handler) so that the OpenAPI document covers them.
+`GET /api/servers`, `GET /api/sandboxes`, `DELETE /api/sandboxes/{server}/{profile}` and
+`GET /api/audit/egress` are served by `gateway.app`; they are listed here (without a handler) so that the
+OpenAPI document covers them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 from aiohttp import web
 
 from gateway.api.consent import CONSENT_VIEW, HASH, MANIFEST, consent_view
-from gateway.api.core import SERVER_NAME, ApiError, Call, Reply, Route, not_found, ok
+from gateway.api.core import SERVER_NAME, ApiError, Call, QueryParam, Reply, Route, not_found, ok
 from gateway.api.lookup import installed_server
-from gateway.api.schema import ANY_JSON, array, boolean, component, integer, obj, string
+from gateway.api.schema import ANY_JSON, array, boolean, component, integer, nullable, obj, string
 from gateway.catalog import Catalog
 from gateway.installer import InstallError
 from gateway.manifest import ManifestError
@@ -43,6 +44,10 @@ SANDBOXES = component(
     obj({"sandboxes": array({"type": "object"}), "spawns": integer(minimum=0)}, ["sandboxes", "spawns"]),
 )
 STOPPED = component("Stopped", obj({"stopped": array(ANY_JSON)}, ["stopped"]))
+AUDIT_PAGE = component(
+    "EgressAuditPage",
+    obj({"records": array({"type": "object"}), "next_before": nullable(integer())}, ["records", "next_before"]),
+)
 INSTALL = obj({"name": SERVER_NAME}, ["name"])
 
 # One install at a time: two concurrent installs of one server would race on its directory.
@@ -91,4 +96,9 @@ ROUTES = [
           replies={200: Reply("sandboxes and the spawn count", SANDBOXES)}),
     Route("DELETE", "/api/sandboxes/{server}/{profile}", "Stop one sandbox", "servers", None, access="admin",
           replies={200: Reply("stopped", STOPPED)}),
+    Route("GET", "/api/audit/egress", "Egress audit records, newest first", "servers", None, access="admin",
+          query=(QueryParam("limit", integer(), "page size, clamped to 1..500 (default 100)"),
+                 QueryParam("before", integer(minimum=0, maximum=2**63 - 1), "records older than this id"),
+                 QueryParam("server", string()), QueryParam("decision", string())),
+          replies={200: Reply("a page of records", AUDIT_PAGE)}),
 ]

@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.root, pytest.mark.node, pytest.mark.slow]
 HERE = __import__("pathlib").Path(__file__).resolve().parent / "conformance"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def proxied_mcp_url() -> Iterator[str]:
+    # A fresh gateway (and fixture backend) per suite: scenarios change backend state (log level,
+    # subscriptions, dynamic tools), and a suite must not depend on what the previous one left.
     env = {"GIG_UNPREFIXED_SERVERS": "fixture", "GIG_CALL_TIMEOUT": "60"}
     with running_gateway(install="fixture", env=env) as gw, auth_proxy(gw.url) as base:
         yield base + "/mcp"

@@ -9,15 +9,32 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway.store import CREDENTIALS_SPEC
 from tests.support.api import api, cli, db_path
-from tests.support.gateway import Gateway
+from tests.support.gateway import FIXTURE_REGISTRY, REPO, Gateway
 from vault import MasterKey, open_, write_new_key_file
 
 pytestmark = [pytest.mark.root]
 SECRET = "glpat-THE-REAL-SECRET-4b1d9c0e7f"
 CLI_SECRET = "cli-SECRET-value-from-stdin-93ab"
+
+
+def _registry(root: Path) -> Path:
+    """The echo server, declaring two credentials it sends to its one upstream host."""
+    manifest = yaml.safe_load((FIXTURE_REGISTRY / "servers" / "echo.yaml").read_text())
+    manifest["version"] = "0.3.0"  # a version of its own: the shared install of echo@0.1.0 stays untouched
+    manifest["package"] = {"path": str(REPO / "servers" / "echo")}
+    manifest["egress"] = [{"host": "api.example.com"}]
+    manifest["credentials"] = [
+        {"id": "api_token", "type": "api_key", "hosts": ["api.example.com"], "env": "ECHO_TOKEN",
+         "header": "PRIVATE-TOKEN"},
+        {"id": "cli_token", "type": "api_key", "hosts": ["api.example.com"], "env": "ECHO_OTHER"},
+    ]
+    (root / "servers").mkdir(parents=True)
+    (root / "servers" / "echo.yaml").write_text(yaml.safe_dump(manifest))
+    return root
 
 
 def _db_files(gw: Gateway) -> bytes:
@@ -51,7 +68,8 @@ def test_credentials_vault_and_rotation(tmp_path: Path) -> None:
     old_key, new_key = tmp_path / "old.key", tmp_path / "new.key"
     write_new_key_file(old_key)
     write_new_key_file(new_key)
-    gw = Gateway(env={"GIG_MASTER_KEY_FILE": str(old_key)}).start()
+    registry = str(_registry(tmp_path / "registry"))
+    gw = Gateway(env={"GIG_MASTER_KEY_FILE": str(old_key), "GIG_REGISTRY_DIR": registry}).start()
     try:
         assert api(gw, "POST", "/api/users", {"name": "erin"})[0] == 201
         status, issued = api(gw, "POST", "/api/tokens", {"name": "t", "user": "erin"})
@@ -62,6 +80,8 @@ def test_credentials_vault_and_rotation(tmp_path: Path) -> None:
         bad = api(gw, "PUT", "/api/credentials/echo/api_token", {"value": SECRET, "note": SECRET}, token=token)
         assert bad[0] == 400 and bad[1]["error"]["message"] == "unknown field 'note'"
         assert api(gw, "PUT", "/api/credentials/nosuch/api_token", {"value": SECRET}, token=token)[0] == 404
+        undeclared = api(gw, "PUT", "/api/credentials/echo/undeclared", {"value": SECRET}, token=token)
+        assert undeclared[0] == 404 and "declared by server 'echo'" in undeclared[1]["error"]["message"]
         made = cli(gw, "credential", "set", "echo", "cli_token", "--user", "erin", stdin=CLI_SECRET + "\n",
                    env={"GIG_MASTER_KEY_FILE": str(old_key)})
         assert made.returncode == 0, made.stderr
@@ -87,7 +107,7 @@ def test_credentials_vault_and_rotation(tmp_path: Path) -> None:
 
     # A wrong key: non-zero exit, one clear line, and the database is byte for byte the same.
     before = _db_digest(gw)
-    status, printed = _failed_start(port, {"GIG_MASTER_KEY_FILE": str(new_key)})
+    status, printed = _failed_start(port, {"GIG_MASTER_KEY_FILE": str(new_key), "GIG_REGISTRY_DIR": registry})
     assert status != 0
     assert printed[-1].startswith("gigmcp: ") and "vault: row credentials.sealed" in printed[-1]
     assert "sealed with key" in printed[-1] and "nothing was changed" in printed[-1]
@@ -95,7 +115,7 @@ def test_credentials_vault_and_rotation(tmp_path: Path) -> None:
     assert not any("Traceback" in line for line in printed)
     assert _db_digest(gw) == before
     # No key at all while credentials exist: the same.
-    status, printed = _failed_start(port, {})
+    status, printed = _failed_start(port, {"GIG_REGISTRY_DIR": registry})
     assert status != 0 and "credentials are stored but no master key" in printed[-1]
     assert _db_digest(gw) == before
 
@@ -104,7 +124,7 @@ def test_credentials_vault_and_rotation(tmp_path: Path) -> None:
     assert rotated.returncode == 0, rotated.stderr
     assert "rotation complete" in rotated.stderr
     assert SECRET not in rotated.stdout + rotated.stderr
-    gw2 = Gateway(port=port, env={"GIG_MASTER_KEY_FILE": str(new_key)}).start()
+    gw2 = Gateway(port=port, env={"GIG_MASTER_KEY_FILE": str(new_key), "GIG_REGISTRY_DIR": registry}).start()
     try:
         status, listing = api(gw2, "GET", "/api/credentials", token=token)
         assert status == 200 and [c["credential_id"] for c in listing["credentials"]] == ["api_token"]
@@ -116,5 +136,5 @@ def test_credentials_vault_and_rotation(tmp_path: Path) -> None:
         assert open_(MasterKey.from_file(new_key), blob, ad).decode() == SECRET
     finally:
         assert gw2.stop() == 0
-    status, printed = _failed_start(port, {"GIG_MASTER_KEY_FILE": str(old_key)})
+    status, printed = _failed_start(port, {"GIG_MASTER_KEY_FILE": str(old_key), "GIG_REGISTRY_DIR": registry})
     assert status != 0 and "sealed with key" in printed[-1]

@@ -49,8 +49,8 @@ def test_openapi_document_is_served_and_valid(gw: Gateway) -> None:
     assert status == 200 and doc["openapi"] == "3.1.0"
     from jsonschema import Draft202012Validator
 
-    for name, schema in doc["components"]["schemas"].items():
-        Draft202012Validator.check_schema(schema), name
+    for schema in doc["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
     assert "/api/credentials/{server}/{credential_id}" in doc["paths"]
 
 
@@ -64,7 +64,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(gw: Gateway,
          "--phases", "examples,coverage,fuzzing", "--max-examples", "15", "--max-time", "40",
          "--workers", "4", "--seed", "4242", "--no-color", "--report", "ndjson",
          "--report-dir", str(tmp_path / "report")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,  # its cache stays out of the repository
     )
     summary = result.stdout[-4000:]
     assert result.returncode == 0, summary

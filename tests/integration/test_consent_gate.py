@@ -19,7 +19,7 @@ NEW_HOST = "uploads.example.com"
 
 def _echo_manifest(version: str, hosts: list[str]) -> dict[str, object]:
     manifest = yaml.safe_load((FIXTURE_REGISTRY / "servers" / "echo.yaml").read_text())
-    manifest["version"] = version
+    manifest["version"] = version  # versions of its own: the shared install of echo@0.1.0 stays untouched
     manifest["package"] = {"path": str(REPO / "servers" / "echo")}  # the temp registry lives elsewhere
     manifest["egress"] = [{"host": h} for h in hosts]
     return dict(manifest)
@@ -33,7 +33,7 @@ def _publish(registry: Path, manifest: dict[str, object]) -> None:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("registry")
-    _publish(path, _echo_manifest("0.1.0", ["api.example.com"]))
+    _publish(path, _echo_manifest("0.2.0", ["api.example.com"]))
     return path
 
 
@@ -79,7 +79,7 @@ def test_no_consent_no_process_then_grant_then_upgrade(gw: Gateway, dana: str, r
     # 1. No consent: the call fails with a message naming the server and what to approve ...
     error = raw.call("echo_echo", {"message": "hi"})["error"]
     assert "consent required" in error["message"]
-    assert "approve server 'echo' 0.1.0" in error["message"]
+    assert "approve server 'echo' 0.2.0" in error["message"]
     assert "gigmcp consent grant echo" in error["message"] and "POST /api/consent/echo" in error["message"]
     assert raw.request("tools/list")["result"]["tools"] == []  # nothing of echo is listed either
     # ... and no sandbox was started: none listed, no spawn counted, no process of the sandbox uid.
@@ -105,13 +105,13 @@ def test_no_consent_no_process_then_grant_then_upgrade(gw: Gateway, dana: str, r
     assert descendants_with_uid(gw.proc.pid, uid)
 
     # 3. The registry publishes a new version that may reach one more host; the admin installs it.
-    _publish(registry, _echo_manifest("0.1.1", ["api.example.com", NEW_HOST]))
+    _publish(registry, _echo_manifest("0.2.1", ["api.example.com", NEW_HOST]))
     status, installed = api(gw, "POST", "/api/servers/install", {"name": "echo"})
-    assert status == 200 and installed["changed"] and installed["version"] == "0.1.1"
+    assert status == 200 and installed["changed"] and installed["version"] == "0.2.1"
     assert _wait(lambda: not Path(f"/proc/{sandbox_pid}").exists()), "the old sandbox kept running"
     status, view = api(gw, "GET", "/api/consent/echo", token=dana)
     assert status == 200 and not view["up_to_date"]
-    assert view["consented"]["version"] == "0.1.0" and view["current"]["version"] == "0.1.1"
+    assert view["consented"]["version"] == "0.2.0" and view["current"]["version"] == "0.2.1"
     assert view["diff"]["hosts_added"] == [NEW_HOST]
     assert view["diff"]["hosts_removed"] == [] and view["diff"]["hosts_changed"] == []
     assert set(view["diff"]["changes"]) == {"version"}
@@ -121,7 +121,7 @@ def test_no_consent_no_process_then_grant_then_upgrade(gw: Gateway, dana: str, r
     # 4. Nothing runs until dana consents again (a stale grant of the old hash is refused too).
     spawns = api(gw, "GET", "/api/sandboxes")[1]["spawns"]
     error = raw.call("echo_echo", {"message": "again"})["error"]
-    assert "approve server 'echo' 0.1.1" in error["message"] and "since you approved 0.1.0" in error["message"]
+    assert "approve server 'echo' 0.2.1" in error["message"] and "since you approved 0.2.0" in error["message"]
     assert api(gw, "GET", "/api/sandboxes")[1]["spawns"] == spawns
     assert descendants_with_uid(gw.proc.pid, uid) == []
     stale = api(gw, "POST", "/api/consent/echo", {"runtime_hash": granted["current"]["runtime_hash"]}, token=dana)

@@ -62,6 +62,7 @@ async def test_credentials_round_trip_and_only_ciphertext_at_rest(store: Store, 
     assert await service.secret_for_sandbox("gitlab", profile.id, "token") == SECRET
     await service.set_secret(alice.id, "gitlab", "token", "rotated-value")
     assert await service.secret_for_sandbox("gitlab", profile.id, "token") == "rotated-value"
+    assert await service.secret_for_sandbox("gitlab", 9999, "token") is None
     assert await service.delete(alice.id, "gitlab", "token")
     assert await service.secret_for(alice.id, "gitlab", "token") is None
 
