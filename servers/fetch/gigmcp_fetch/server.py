@@ -21,13 +21,17 @@ MAX_BODY = 64 * 1024
 
 @server.tool(description="Fetch a URL and return status, headers and the start of the body.")
 def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None, body: str | None = None,
-          use_proxy: bool = True, timeout: float = 10.0) -> dict[str, Any]:
+          use_proxy: bool = True, timeout: float = 10.0, bearer_from_env: str = "") -> dict[str, Any]:
+    headers = dict(headers or {})
+    if bearer_from_env:
+        # What a real server does with its token: read it from the environment and send it.
+        headers["Authorization"] = f"Bearer {os.environ.get(bearer_from_env, '')}"
     handlers = [] if use_proxy else [urllib.request.ProxyHandler({})]
     opener = urllib.request.build_opener(*handlers)
     data = body.encode() if body is not None else None
     if not url.startswith(("http://", "https://")):
         return {"status": 0, "error": "only http:// and https:// URLs are fetched"}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
         with opener.open(request, timeout=timeout) as resp:
             text = resp.read(MAX_BODY).decode(errors="replace")
