@@ -234,14 +234,16 @@ def split_path(target: str) -> str:
     return path or "/"
 
 
-_ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
+# %2F is allowed: APIs such as GitLab's put URL-encoded paths in one segment ("acme%2Fapi"). It cannot
+# escape a prefix on its own; dot segments are checked after decoding, so "..%2F" is still refused.
+_ENCODED_SEPARATOR = re.compile(r"%(5c|00)", re.IGNORECASE)
 
 
 def path_is_canonical(path: str) -> bool:
     """False for paths an upstream might interpret differently from a prefix check.
 
-    Dot segments (also percent-encoded), encoded slashes/backslashes/NUL and backslashes could turn
-    "/api/../admin" into "/admin" on the server after the prefix check passed.
+    Dot segments (also percent-encoded, or formed with encoded slashes), encoded backslashes/NUL and
+    backslashes could turn "/api/../admin" into "/admin" on the server after the prefix check passed.
     """
     if not path.startswith("/") or "\\" in path or _ENCODED_SEPARATOR.search(path):
         return False

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,22 +71,24 @@ class GatewayState:
             self.aggregates[profile.id] = agg
         return agg
 
-    async def install_server(self, name: str, *, profile: Profile | None = None) -> InstalledServer:
+    async def install_server(self, name: str, *, profile: Profile | None = None,
+                             config: Mapping[str, Any] | None = None) -> InstalledServer:
         entry = self.catalog.get(name)
         if entry is None:
             raise web.HTTPNotFound(reason=f"no server {name!r} in the catalog")
+        manifest = entry.resolve(config or {})
         layout = await install(
-            entry.manifest,
+            manifest,
             servers_dir=self.config.servers_dir,
             source_root=entry.source_root,
             python=self.config.sandbox_python,
             progress=lambda msg: log.info("install: %s", msg),
         )
         record = InstalledServer(
-            name=entry.manifest.name,
-            version=entry.manifest.version,
-            manifest_json=entry.manifest.to_json(),
-            runtime_hash=entry.manifest.runtime_hash(),
+            name=manifest.name,
+            version=manifest.version,
+            manifest_json=manifest.to_json(),
+            runtime_hash=manifest.runtime_hash(),
             install_dir=str(layout.root),
         )
         await self.store.servers.record_install(record)
@@ -335,7 +337,8 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             for server in await store.servers.active():
                 state.installed[server.name] = server
             for name in config.install:
-                record = await state.install_server(name, profile=admin_profile)
+                record = await state.install_server(name, profile=admin_profile,
+                                                    config=config.server_config.get(name, {}))
                 # Boot installs are the operator's own choice: consented for the admin.
                 await store.consents.grant(boot_admin.id, record.name, record.runtime_hash, record.version,
                                            record.manifest_json)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from gateway.manifest import Manifest, ManifestError, load_manifest
+import yaml
+
+from gateway.manifest import Manifest, ManifestError, parse_manifest
+from gateway.manifest_config import parse_params, render, values_for
 
 SKIP_DIRS = {"build", "__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache", ".venv", "node_modules"}
 
@@ -30,8 +35,22 @@ def tree_digest(root: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    manifest: Manifest
+    manifest: Manifest  # resolved with the parameters' defaults
     source_root: Path  # where a manifest's relative package.path is resolved
+    data: Mapping[str, Any] = field(default_factory=dict)  # as written, with {parameter} templates
+    package_hash: str = ""
+
+    def resolve(self, given: Mapping[str, Any]) -> Manifest:
+        """The manifest for one install: parameters filled in (defaults for those not given)."""
+        return resolve_manifest(self.data, self.package_hash, given)
+
+
+def resolve_manifest(data: Mapping[str, Any], package_hash: str, given: Mapping[str, Any]) -> Manifest:
+    values = values_for(parse_params(data), given)
+    manifest = parse_manifest({**render(data, values), "config_values": values})
+    if package_hash and not manifest.package.hashes:
+        manifest = dataclasses.replace(manifest, package=dataclasses.replace(manifest.package, hashes=(package_hash,)))
+    return manifest
 
 
 class Catalog:
@@ -43,16 +62,26 @@ class Catalog:
         entries: dict[str, CatalogEntry] = {}
         root = registry_dir.resolve().parent
         for path in sorted((registry_dir / "servers").glob("*.yaml")):
-            manifest = load_manifest(path)
-            if manifest.package.path and not manifest.package.hashes:
-                source = root / manifest.package.path
+            try:
+                data = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as exc:
+                raise ManifestError("", f"{path.name}: not valid YAML: {exc}") from None
+            if not isinstance(data, dict):
+                raise ManifestError("", f"{path.name}: expected a mapping")
+            package_hash = ""
+            package = data.get("package")
+            if isinstance(package, dict) and isinstance(package.get("path"), str) and not package.get("hashes"):
+                source = root / package["path"]
                 if not source.is_dir():
                     raise ManifestError("package.path", f"{path.name}: {source} is not a directory")
-                package = dataclasses.replace(manifest.package, hashes=(tree_digest(source),))
-                manifest = dataclasses.replace(manifest, package=package)
-            if manifest.name in entries:
-                raise ManifestError("name", f"{path.name}: server {manifest.name!r} is defined twice")
-            entries[manifest.name] = CatalogEntry(manifest, root)
+                package_hash = tree_digest(source)
+            try:
+                entry = CatalogEntry(resolve_manifest(data, package_hash, {}), root, data, package_hash)
+            except ManifestError as exc:
+                raise ManifestError(exc.path, f"{path.name}: {exc}") from None
+            if entry.manifest.name in entries:
+                raise ManifestError("name", f"{path.name}: server {entry.manifest.name!r} is defined twice")
+            entries[entry.manifest.name] = entry
         return cls(entries)
 
     def get(self, name: str) -> CatalogEntry | None:

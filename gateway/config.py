@@ -50,6 +50,7 @@ class Config:
     egress_test_overrides: tuple[tuple[str, str], ...] = ()
     node_runtime_dir: str | None = None
     egress_if_prefix: str = "gsb"
+    server_config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def servers_dir(self) -> Path:
@@ -183,6 +184,20 @@ def _readable(env: Mapping[str, str], name: str) -> str | None:
     return path
 
 
+def _server_config(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`GIG_SERVER_CONFIG_<SERVER>__<PARAM>=value` for boot installs, e.g. GIG_SERVER_CONFIG_GITLAB__GITLAB_URL."""
+    out: dict[str, dict[str, str]] = {}
+    prefix = "GIG_SERVER_CONFIG_"
+    for key, value in env.items():
+        if not key.startswith(prefix):
+            continue
+        server, sep, param = key[len(prefix):].partition("__")
+        if not sep or not server or not param:
+            raise ConfigError(f"{key}: expected GIG_SERVER_CONFIG_<SERVER>__<PARAMETER>")
+        out.setdefault(server.lower().replace("_", "-"), {})[param.lower()] = value
+    return out
+
+
 def _if_prefix(env: Mapping[str, str]) -> str:
     # Two gateways on one host (tests, staging) need their own interface names and firewall table.
     prefix = _get(env, "GIG_EGRESS_IF_PREFIX", "gsb") or "gsb"
@@ -277,4 +292,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         egress_test_overrides=_overrides(env),
         node_runtime_dir=_node_runtime(env),
         egress_if_prefix=_if_prefix(env),
+        server_config=_server_config(env),
     )

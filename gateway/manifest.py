@@ -92,6 +92,7 @@ class Manifest:
     egress: tuple[EgressEntry, ...] = ()
     display_name: str = ""
     credentials: tuple[CredentialEntry, ...] = ()
+    config_values: Mapping[str, Any] = field(default_factory=dict)  # the install's parameter values
 
     def runtime_hash(self) -> str:
         """SHA-256 over the security-relevant fields in a canonical JSON form."""
@@ -106,6 +107,7 @@ class Manifest:
             "limits": asdict(self.limits),
             "egress": [asdict(e) for e in self.egress],
             "credentials": [asdict(c) for c in self.credentials],
+            "config_values": dict(sorted(self.config_values.items())),
         }
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -132,6 +134,8 @@ class Manifest:
         }
         if self.display_name:
             data["display_name"] = self.display_name
+        if self.config_values:
+            data["config_values"] = dict(self.config_values)
         if self.credentials:
             data["credentials"] = [
                 {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items() if v not in ("", ())}
@@ -249,7 +253,7 @@ def _credentials(value: Any, egress: tuple[EgressEntry, ...]) -> tuple[Credentia
 
 def parse_manifest(data: Any) -> Manifest:
     top = {"name", "version", "description", "runtime", "command", "package", "tools", "env", "limits", "egress",
-           "display_name", "credentials"}
+           "display_name", "credentials", "config", "config_values"}
     m = _expect_map(data, "", top, {"name", "version", "description", "runtime", "command", "package"})
     runtime = _str(m["runtime"], "runtime")
     if runtime not in RUNTIMES:
@@ -275,6 +279,12 @@ def parse_manifest(data: Any) -> Manifest:
         pids=_int(lim.get("pids", 128), "limits.pids", 8, 65536),
         cpu_percent=_int(lim.get("cpu_percent", 100), "limits.cpu_percent", 1, 6400),
     )
+    from gateway.manifest_config import parse_params  # the config module builds on this one
+
+    parse_params(m)
+    config_values = m.get("config_values", {}) or {}
+    if not isinstance(config_values, Mapping):
+        raise ManifestError("config_values", "expected a mapping")
     egress = _egress(m.get("egress", []) or [])
     credentials = _credentials(m.get("credentials", []) or [], egress)
     command = _str_list(m["command"], "command")
@@ -293,6 +303,7 @@ def parse_manifest(data: Any) -> Manifest:
         egress=egress,
         display_name=str(m.get("display_name", "") or ""),
         credentials=credentials,
+        config_values=dict(config_values),
     )
 
 

@@ -48,7 +48,9 @@ AUDIT_PAGE = component(
     "EgressAuditPage",
     obj({"records": array({"type": "object"}), "next_before": nullable(integer())}, ["records", "next_before"]),
 )
-INSTALL = obj({"name": SERVER_NAME}, ["name"])
+# Parameter values of the manifest's `config` section (e.g. {"gitlab_url": "https://gitlab.example.com"}).
+CONFIG_VALUES = obj({}, open_map={"type": ["string", "integer", "boolean"]})
+INSTALL = obj({"name": SERVER_NAME, "config": CONFIG_VALUES}, ["name"])
 
 # One install at a time: two concurrent installs of one server would race on its directory.
 _install_lock = asyncio.Lock()
@@ -76,7 +78,9 @@ async def install(call: Call) -> web.StreamResponse:
             not_found(f"server {name!r} in the catalog")
         previous = state.installed.get(name)
         try:
-            record = await state.install_server(name)
+            record = await state.install_server(name, config=call.body.get("config") or {})
+        except ManifestError as exc:
+            raise ApiError(400, "invalid_config", str(exc)) from None
         except InstallError as exc:
             raise ApiError(502, "install_failed", str(exc)) from None
     changed = previous is None or previous.runtime_hash != record.runtime_hash

@@ -125,4 +125,54 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX egress_audit_server ON egress_audit(server, at);
         """,
     ),
+    (
+        4,
+        # OAuth connected accounts: vendor clients, pending authorizations, tokens (all secrets vault-sealed).
+        """
+        CREATE TABLE oauth_vendors (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            authorize_url TEXT NOT NULL,
+            token_url TEXT NOT NULL,
+            revoke_url TEXT NOT NULL DEFAULT '',
+            issuer TEXT NOT NULL DEFAULT '',
+            client_id TEXT NOT NULL,
+            client_secret BLOB,
+            scopes TEXT NOT NULL DEFAULT '',
+            pkce INTEGER NOT NULL DEFAULT 1 CHECK (pkce IN (0, 1)),
+            token_auth TEXT NOT NULL DEFAULT 'client_secret_basic',
+            source TEXT NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'env')),
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE oauth_states (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            state_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            vendor_id INTEGER NOT NULL REFERENCES oauth_vendors(id) ON DELETE CASCADE,
+            verifier BLOB NOT NULL,
+            binding_hash TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX oauth_states_expires ON oauth_states(expires_at);
+        CREATE TABLE oauth_accounts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            vendor_id INTEGER NOT NULL REFERENCES oauth_vendors(id) ON DELETE CASCADE,
+            access_token BLOB NOT NULL,
+            refresh_token BLOB,
+            scope TEXT NOT NULL DEFAULT '',
+            obtained_at REAL NOT NULL,
+            expires_at REAL,
+            generation INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL DEFAULT 'connected' CHECK (status IN ('connected', 'reconnect_required')),
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            refreshed_at REAL,
+            UNIQUE (user_id, vendor_id)
+        )
+        """,
+    ),
 )

@@ -140,7 +140,9 @@ def test_ip_literals_refused_unless_named(ip: ipaddress.IPv4Address | ipaddress.
         ("GET", "/api/v4/%2E%2e/admin", "path_not_allowed"),
         ("GET", "/api/v4/.%2e/admin", "path_not_allowed"),
         ("GET", "/api/v4/./projects", "path_not_allowed"),
-        ("GET", "/api/v4/x%2fy", "path_not_allowed"),
+        ("GET", "/api/v4/projects/acme%2Fapi", "allowed"),  # GitLab's encoded project paths
+        ("GET", "/api/v4/x%2f..%2fadmin", "path_not_allowed"),  # encoded slashes forming a dot segment
+        ("GET", "/api/v4/..%2F..%2Fadmin", "path_not_allowed"),
         ("GET", "/api/v4/x%5Cy", "path_not_allowed"),
         ("GET", "/api/v4/x\\..\\y", "path_not_allowed"),
         ("GET", "/api/v4/x%00", "path_not_allowed"),
