@@ -17,10 +17,10 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.caching import CacheHint
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
-from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -69,6 +69,15 @@ def _identity(ctx: Ctx) -> RequestIdentity:
     return identity
 
 
+LIST_CHANGED = frozenset({
+    "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"})
+
+
+def _connection(ctx: Ctx) -> Connection | None:
+    connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private; stable in 2.3
+    return connection if isinstance(connection, Connection) else None
+
+
 def _raw_meta(ctx: Ctx) -> JSON:
     meta = (ctx.params or {}).get("_meta")
     return dict(meta) if isinstance(meta, Mapping) else {}
@@ -95,8 +104,10 @@ def _mcp_error(exc: Exception) -> MCPError:
 
 class FrontDoor:
     def __init__(self, name: str = "gigmcp", version: str = "0.1.0") -> None:
-        self._sessions: dict[Hashable, weakref.WeakSet[ServerSession]] = {}
-        self._subscriptions: dict[Hashable, dict[str, weakref.WeakSet[ServerSession]]] = {}
+        # Connections, not per-request sessions: a Connection lives as long as the client's MCP session
+        # and owns its standalone stream, which is where unsolicited notifications belong.
+        self._sessions: dict[Hashable, weakref.WeakSet[Connection]] = {}
+        self._subscriptions: dict[Hashable, dict[str, weakref.WeakSet[Connection]]] = {}
         self.server = GatewayServer(
             name,
             version=version,
@@ -124,31 +135,23 @@ class FrontDoor:
 
     # ---- bookkeeping of connected sessions (for list_changed and resource updates) ----------
     def _track(self, ctx: Ctx, identity: RequestIdentity) -> None:
-        self._sessions.setdefault(identity.profile_key, weakref.WeakSet()).add(ctx.session)
+        connection = _connection(ctx)
+        if connection is not None:
+            self._sessions.setdefault(identity.profile_key, weakref.WeakSet()).add(connection)
 
     async def backend_notification(self, server: str, profile_key: Hashable, method: str, params: JSON | None) -> None:
         """A backend sent a notification that is not tied to one call: relay it to the profile's sessions."""
-        sessions = list(self._sessions.get(profile_key, ()))
         if method == "notifications/resources/updated" and params and "uri" in params:
-            subs = self._subscriptions.get(profile_key, {})
-            for uri, subscribers in subs.items():
+            for uri, subscribers in self._subscriptions.get(profile_key, {}).items():
                 target = uri.split("+", 1)[-1] if "+" in uri.split(":", 1)[0] else uri
                 if target == params["uri"]:
-                    for session in list(subscribers):
-                        with contextlib.suppress(Exception):
-                            await session.send_resource_updated(uri)
+                    for connection in list(subscribers):
+                        await connection.notify(method, {"uri": uri})
             return
-        senders: dict[str, Callable[[ServerSession], Awaitable[None]]] = {
-            "notifications/tools/list_changed": lambda s: s.send_tool_list_changed(),
-            "notifications/prompts/list_changed": lambda s: s.send_prompt_list_changed(),
-            "notifications/resources/list_changed": lambda s: s.send_resource_list_changed(),
-        }
-        send = senders.get(method)
-        if send is None:
+        if method not in LIST_CHANGED:
             return
-        for session in sessions:
-            with contextlib.suppress(Exception):
-                await send(session)
+        for connection in list(self._sessions.get(profile_key, ())):
+            await connection.notify(method, None)  # never raises; dropped if the client has no GET stream
 
     # ---- relays for one request ---------------------------------------------------------------
     def _caller(self, ctx: Ctx) -> Caller:
@@ -224,7 +227,9 @@ class FrontDoor:
         except (BackendError, Unavailable) as exc:
             raise _mcp_error(exc) from None
         subs = self._subscriptions.setdefault(identity.profile_key, {})
-        subs.setdefault(uri, weakref.WeakSet()).add(ctx.session)
+        connection = _connection(ctx)
+        if connection is not None:
+            subs.setdefault(uri, weakref.WeakSet()).add(connection)
         return {}
 
     async def _unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> JSON:
@@ -235,8 +240,9 @@ class FrontDoor:
         except (BackendError, Unavailable) as exc:
             raise _mcp_error(exc) from None
         subs = self._subscriptions.get(identity.profile_key, {})
-        if uri in subs:
-            subs[uri].discard(ctx.session)
+        connection = _connection(ctx)
+        if uri in subs and connection is not None:
+            subs[uri].discard(connection)
         return {}
 
     async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> JSON:

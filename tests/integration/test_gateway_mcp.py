@@ -125,3 +125,19 @@ async def test_sandbox_runs_as_unprivileged_user(gw: Gateway) -> None:
     assert who is not None
     assert who["uid"] != 0 and who["hostname"] == "echo"
     assert not any(key.startswith("GIG_") for key in who["env_keys"]), who["env_keys"]
+
+
+async def test_list_changed_reaches_an_idle_client_on_its_get_stream(gw: Gateway) -> None:
+    changed = asyncio.Event()
+
+    async def on_message(message: object) -> None:
+        if getattr(getattr(message, "root", message), "method", "") == "notifications/tools/list_changed":
+            changed.set()
+
+    async with mcp_client(gw.mcp_url, "legacy", message_handler=on_message) as idle:
+        await idle.list_tools()
+        await asyncio.sleep(0.5)  # let it open its standalone GET stream; it has no request in flight
+        async with mcp_client(gw.mcp_url, "legacy") as other:
+            await other.call_tool("echo_toggle_extra", {})
+            await asyncio.wait_for(changed.wait(), 10)
+            await other.call_tool("echo_toggle_extra", {})
