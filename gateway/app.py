@@ -30,6 +30,7 @@ from gateway.installer import install
 from gateway.mcp import bridge
 from gateway.mcp.aggregator import Member, ProfileAggregate
 from gateway.mcp.frontdoor import SCOPE_KEY, FrontDoor, RequestIdentity
+from gateway.oauth import OAuthService, OAuthSettings, vendors_from_env
 from gateway.sandbox_net import EgressSettings, SandboxNetworking
 from gateway.store import InstalledServer, Profile, Store
 from gateway.store.audit import EgressAudit
@@ -54,6 +55,7 @@ class GatewayState:
     networking: SandboxNetworking | None = None
     access: Access | None = None  # consent gate and tool toggles (set at start)
     credentials: Credentials | None = None  # vault-sealed secrets; the egress resolver's source
+    oauth: OAuthService | None = None  # OAuth vendors and connected accounts; fresh tokens for the resolver
     installed: dict[str, InstalledServer] = field(default_factory=dict)
     aggregates: dict[int, ProfileAggregate] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
@@ -331,6 +333,11 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             state.access = Access(store, state.installed)
             factory.consent_check = state.access.check_spawn
             factory.credentials = state.credentials
+            # --- oauth ---
+            state.oauth = OAuthService(store, key, OAuthSettings(config.public_url))
+            stack.push_async_callback(state.oauth.close)
+            await state.oauth.load_env(vendors_from_env())
+            factory.oauth_token = state.oauth.token_for_profile
             boot_admin = await store.users.ensure("admin", "admin")
             stack.push_async_callback(supervisor.drain, 10.0)
             admin_profile = await store.profiles.ensure_default(boot_admin)

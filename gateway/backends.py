@@ -20,7 +20,7 @@ from typing import Any
 from egress import CredentialInjection
 from gateway.credentials import Credentials
 from gateway.installer import InstalledLayout
-from gateway.manifest import Manifest, parse_manifest
+from gateway.manifest import CredentialEntry, Manifest, parse_manifest
 from gateway.mcp.backend import JSON, BackendSession, NotificationFn
 from gateway.sandbox_net import CA_PATH, SandboxNetworking, policy_for, sandbox_env
 from gateway.store import InstalledServer
@@ -161,6 +161,8 @@ ServerLookup = Callable[[str], InstalledServer | None]
 NotifyHook = Callable[[str, Hashable, str, JSON | None], Awaitable[None]]
 # Raises (e.g. `gateway.consent.ConsentRequired`) when the profile's owner may not run this manifest.
 ConsentCheck = Callable[[InstalledServer, Hashable], Awaitable[None]]
+# (profile id, OAuth vendor) -> a fresh access token of the profile owner's connected account, or None.
+OAuthTokenSource = Callable[[int, str], Awaitable[str | None]]
 
 
 class BackendFactory:
@@ -174,19 +176,24 @@ class BackendFactory:
         self._networking = networking
         self.consent_check: ConsentCheck | None = None
         self.credentials: Credentials | None = None
-        # sandbox id -> (server, profile, credential id -> type): what the proxy's resolver needs.
-        self._sandboxes: dict[str, tuple[str, Hashable, dict[str, str]]] = {}
+        self.oauth_token: OAuthTokenSource | None = None
+        # sandbox id -> (server, profile, credential id -> entry): what the proxy's resolver needs.
+        self._sandboxes: dict[str, tuple[str, Hashable, dict[str, CredentialEntry]]] = {}
 
     async def resolve_secret(self, sandbox_id: str, credential_id: str) -> str | None:
         """The egress proxy asks this per request: the real secret behind a sandbox's placeholder."""
         entry = self._sandboxes.get(sandbox_id)
         if entry is None or self.credentials is None:
             return None
-        server, profile_key, types = entry
-        if not isinstance(profile_key, int) or credential_id not in types:
+        server, profile_key, entries = entry
+        if not isinstance(profile_key, int) or credential_id not in entries:
             return None
+        cred = entries[credential_id]
+        if cred.type == "oauth2":
+            # The owner's connected account, refreshed when due; None (not connected, revoked) -> 503.
+            return await self.oauth_token(profile_key, cred.vendor) if self.oauth_token else None
         secret = await self.credentials.secret_for_sandbox(server, profile_key, credential_id)
-        if secret is not None and types[credential_id] == "basic":
+        if secret is not None and cred.type == "basic":
             # Stored as "user:password"; the proxy sends it as RFC 7617 credentials.
             secret = base64.b64encode(secret.encode()).decode()
         return secret
@@ -221,7 +228,7 @@ class BackendFactory:
         sandbox_id = f"{server_name}-{profile_key}"
         networking = self._networking
         cred_env, injections = self._injections(manifest, (server_name, profile_key))
-        self._sandboxes[sandbox_id] = (server_name, profile_key, {c.id: c.type for c in manifest.credentials})
+        self._sandboxes[sandbox_id] = (server_name, profile_key, {c.id: c for c in manifest.credentials})
         plan = networking.reserve() if networking else None
         spec = build_spec(manifest, layout, self._settings, sandbox_id, plan,
                           networking.ca_pem if networking else b"", extra_env=cred_env)

@@ -76,6 +76,7 @@ class CredentialEntry:
     format: str = "{secret}"
     query: str = ""
     description: str = ""
+    vendor: str = ""  # type oauth2: the OAuth vendor whose connected account supplies the token
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,8 @@ class Manifest:
             "env": dict(sorted(self.env.items())),
             "limits": asdict(self.limits),
             "egress": [asdict(e) for e in self.egress],
-            "credentials": [asdict(c) for c in self.credentials],
+            # `vendor` only when set, so manifests without OAuth keep their hashes (and consents).
+            "credentials": [{k: v for k, v in asdict(c).items() if k != "vendor" or v} for c in self.credentials],
             "config_values": dict(sorted(self.config_values.items())),
         }
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
@@ -220,8 +222,8 @@ def _credentials(value: Any, egress: tuple[EgressEntry, ...]) -> tuple[Credentia
     out: list[CredentialEntry] = []
     for i, item in enumerate(value):
         p = f"credentials[{i}]"
-        m = _expect_map(item, p, {"id", "type", "hosts", "env", "header", "format", "query", "description"},
-                        {"id", "type"})
+        m = _expect_map(item, p, {"id", "type", "hosts", "env", "header", "format", "query", "description",
+                                  "vendor"}, {"id", "type"})
         cred_id = _str(m["id"], f"{p}.id", TOOL_RE, "credential id")
         if any(c.id == cred_id for c in out):
             raise ManifestError(f"{p}.id", f"duplicate credential {cred_id!r}")
@@ -247,7 +249,13 @@ def _credentials(value: Any, egress: tuple[EgressEntry, ...]) -> tuple[Credentia
         query = str(m.get("query", "") or "")
         if header and query:
             raise ManifestError(f"{p}", "inject as a header or as a query parameter, not both")
-        out.append(CredentialEntry(cred_id, kind, hosts, env, header, fmt, query, str(m.get("description", ""))))
+        vendor = str(m.get("vendor", "") or "")
+        if (kind == "oauth2") != bool(vendor):
+            raise ManifestError(f"{p}.vendor", "an oauth2 credential names its OAuth vendor; other types have none")
+        if vendor and not NAME_RE.match(vendor):
+            raise ManifestError(f"{p}.vendor", f"{vendor!r} is not a valid OAuth vendor name")
+        out.append(CredentialEntry(cred_id, kind, hosts, env, header, fmt, query, str(m.get("description", "")),
+                                   vendor))
     return tuple(out)
 
 

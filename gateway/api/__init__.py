@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import consent, credentials, profiles, servers, tokens, users
+from gateway.api import consent, credentials, oauth, profiles, servers, tokens, users
 from gateway.api.core import Route, identity_middleware, make_handler, principal_of, state_of
 from gateway.api.openapi import build_document
 
@@ -20,6 +20,7 @@ ROUTES: tuple[Route, ...] = (
     *credentials.ROUTES,
     *consent.ROUTES,
     *servers.ROUTES,
+    *oauth.ROUTES,
 )
 API_VERSION = "1"
 
@@ -35,6 +36,7 @@ async def openapi_document(request: web.Request) -> web.Response:
 def setup_api_routes(app: web.Application) -> None:
     app.middlewares.append(identity_middleware)
     app.router.add_get("/api/openapi.json", openapi_document)
+    oauth.setup_callback(app)  # GET /oauth/callback: public, reached by the vendor's redirect
     for route in ROUTES:
         if route.handler is not None:
             app.router.add_route(route.method, route.path, make_handler(route))

@@ -44,6 +44,7 @@ PATH_PARAMS: dict[str, Schema] = {
     "tool": TOOL_NAME,
     "id": ROW_ID,
     "profile": ROW_ID,
+    "vendor": string(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="an OAuth vendor, e.g. gitlab"),
 }
 ERROR = component(
     "Error",

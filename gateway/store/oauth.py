@@ -10,6 +10,7 @@ and a refresh that lost a race (or whose account was deleted meanwhile) changes 
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,7 +37,15 @@ REFRESH_TOKEN_SPEC = TableSpec(
 )
 OAUTH_VAULT_TABLES: tuple[TableSpec, ...] = (CLIENT_SECRET_SPEC, VERIFIER_SPEC, ACCESS_TOKEN_SPEC, REFRESH_TOKEN_SPEC)
 
-KEEP: Final = object()  # `OAuthVendors.upsert(client_secret=KEEP)`: leave the stored secret as it is
+
+
+class Keep(enum.Enum):
+    """`OAuthVendors.upsert(client_secret=KEEP)`: leave the stored secret as it is."""
+
+    STORED = "stored"
+
+
+KEEP: Final = Keep.STORED
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +137,7 @@ class OAuthVendors:
         self._conn = conn
 
     async def upsert(self, *, name: str, authorize_url: str, token_url: str, revoke_url: str, issuer: str,
-                     client_id: str, client_secret: bytes | None | object, scopes: tuple[str, ...], pkce: bool,
+                     client_id: str, client_secret: bytes | Keep | None, scopes: tuple[str, ...], pkce: bool,
                      token_auth: str, source: str) -> tuple[VendorRow, bool]:
         """Create or replace a vendor; (row, created). `client_secret=KEEP` keeps the stored secret."""
         now = time.time()
@@ -201,6 +210,14 @@ class OAuthStates:
         ) as cur:
             row = await cur.fetchone()
         return _state(row) if row else None
+
+    async def trim_user(self, user_id: int, keep: int) -> None:
+        """Keep only the user's `keep` most recent pending authorizations."""
+        await self._conn.execute(
+            "DELETE FROM oauth_states WHERE user_id = ? AND id NOT IN"
+            " (SELECT id FROM oauth_states WHERE user_id = ? ORDER BY id DESC LIMIT ?)",
+            (user_id, user_id, keep),
+        )
 
     async def purge_expired(self, now: float) -> int:
         cur = await self._conn.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (now,))

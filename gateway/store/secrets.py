@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.store.oauth import OAUTH_VAULT_TABLES
 from vault import TableSpec
 
 CREDENTIALS_SPEC = TableSpec(
@@ -26,7 +27,8 @@ CREDENTIALS_SPEC = TableSpec(
 )
 # One row sealed under the master key at first start: it pins the key before any credential exists.
 CANARY_SPEC = TableSpec(table="vault_canary", id_column="id", blob_column="sealed", kind="vault-canary")
-VAULT_TABLES: tuple[TableSpec, ...] = (CREDENTIALS_SPEC, CANARY_SPEC)
+# Every sealed column: checked against the key at start, rewrapped by `gigmcp vault rotate` (OAuth: migration 4).
+VAULT_TABLES: tuple[TableSpec, ...] = (CREDENTIALS_SPEC, CANARY_SPEC, *OAUTH_VAULT_TABLES)
 
 
 @dataclass(frozen=True, slots=True)
