@@ -22,7 +22,7 @@ from gateway.api import principal_of, setup_api_routes
 from gateway.audit import AuditWriter
 from gateway.auth import Authenticator, Principal, resolve_profile, unauthorized
 from gateway.backends import BackendFactory, LiveBackend, SandboxSettings
-from gateway.catalog import Catalog
+from gateway.catalog import Catalog, load_catalog
 from gateway.config import Config
 from gateway.credentials import Credentials, master_key_from_env, open_vault
 from gateway.http_guard import HostPolicy
@@ -34,6 +34,7 @@ from gateway.oauth import OAuthService, OAuthSettings, vendors_from_env
 from gateway.sandbox_net import EgressSettings, SandboxNetworking
 from gateway.store import InstalledServer, Profile, Store
 from gateway.store.audit import EgressAudit
+from gateway.upgrades import StagedUpgrades
 from sandbox.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class GatewayState:
     credentials: Credentials | None = None  # vault-sealed secrets; the egress resolver's source
     oauth: OAuthService | None = None  # OAuth vendors and connected accounts; fresh tokens for the resolver
     installed: dict[str, InstalledServer] = field(default_factory=dict)
+    upgrades: StagedUpgrades | None = None  # versions held for users who have not approved an upgrade yet
     aggregates: dict[int, ProfileAggregate] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
 
@@ -66,6 +68,8 @@ class GatewayState:
             names = [n for n in await self.store.profiles.server_names(profile.id) if n in self.installed]
             members = [Member(n, prefixed=n not in self.config.unprefixed_servers) for n in names]
             lease = self.access.gated(profile.user_id, self.supervisor.lease) if self.access else self.supervisor.lease
+            if self.upgrades is not None:
+                lease = self.upgrades.lease(profile.user_id, lease, self.supervisor.lease)
             enabled_tool = await self.access.tool_filter(profile.id) if self.access else None
             agg = ProfileAggregate(
                 profile.id, members, lease, call_timeout_s=self.config.call_timeout_s, enabled_tool=enabled_tool
@@ -74,7 +78,7 @@ class GatewayState:
         return agg
 
     async def install_server(self, name: str, *, profile: Profile | None = None,
-                             config: Mapping[str, Any] | None = None) -> InstalledServer:
+                             config: Mapping[str, Any] | None = None, staged: bool = False) -> InstalledServer:
         entry = self.catalog.get(name)
         if entry is None:
             raise web.HTTPNotFound(reason=f"no server {name!r} in the catalog")
@@ -85,6 +89,8 @@ class GatewayState:
             source_root=entry.source_root,
             python=self.config.sandbox_python,
             progress=lambda msg: log.info("install: %s", msg),
+            registry_dir=entry.registry_dir,
+            lock_text=entry.lock_text,
         )
         record = InstalledServer(
             name=manifest.name,
@@ -97,7 +103,12 @@ class GatewayState:
         previous = self.installed.get(name)
         self.installed[name] = record
         if previous and previous.runtime_hash != record.runtime_hash:
-            await self.supervisor.stop_matching(lambda key: isinstance(key, tuple) and key[0] == name, "upgraded")
+            if staged and self.upgrades is not None:
+                self.upgrades.stage(previous)  # keeps serving those who approved it, until they approve this one
+            else:
+                if self.upgrades is not None:
+                    self.upgrades.clear(name)
+                await self.supervisor.stop_matching(lambda key: isinstance(key, tuple) and key[0] == name, "upgraded")
         if profile is not None:
             await self.store.profiles.add_server(profile.id, name)
         self.aggregates.clear()
@@ -252,7 +263,7 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(config.db_path)
-        catalog = Catalog.load(config.registry_dir)
+        catalog = load_catalog(config)
         frontdoor = FrontDoor()
         manager = StreamableHTTPSessionManager(
             frontdoor.server,
@@ -304,7 +315,8 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             factory = BackendFactory(
                 lookup,
                 SandboxSettings(
-                    config.sandbox_uid, config.sandbox_gid, config.spawn_timeout_s, config.node_runtime_dir
+                    config.sandbox_uid, config.sandbox_gid, config.spawn_timeout_s, config.node_runtime_dir,
+                    str(config.data_dir / "profiles"),
                 ),
                 on_notify,
                 networking,
@@ -332,6 +344,8 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             state.credentials = Credentials(store, key)
             state.access = Access(store, state.installed)
             factory.consent_check = state.access.check_spawn
+            state.upgrades = StagedUpgrades(store, state.installed, supervisor, drain_timeout_s=config.call_timeout_s)
+            factory.select_version = state.upgrades.select_version
             factory.credentials = state.credentials
             # --- oauth ---
             state.oauth = OAuthService(store, key, OAuthSettings(config.public_url))

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -67,7 +68,22 @@ class LiveBackend:
     started: float = field(default_factory=time.monotonic)
     on_exit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     network: dict[str, str] = field(default_factory=dict)
+    runtime_hash: str = ""  # of the manifest this process runs: a staged upgrade tells versions apart by it
+    # Calls running on this process (counted by the gateway's lease), and how long a retiring process
+    # waits for them before it closes: a switch to a new version never drops an in-flight call.
+    inflight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    drain_timeout_s: float = 0.0
     _watch: asyncio.Task[None] | None = None
+
+    def enter(self) -> None:
+        self.inflight += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.idle.set()
 
     def watch(self) -> None:
         self._watch = asyncio.create_task(self._watch_loop(), name=f"live-{self.server}")
@@ -95,6 +111,9 @@ class LiveBackend:
                 await hook()
 
     async def aclose(self) -> None:
+        if self.drain_timeout_s and self.inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), self.drain_timeout_s)
         await self.session.aclose()
         # Closing stdin asks a well-behaved stdio server to exit; terminate() is the backstop.
         with contextlib.suppress(Exception):
@@ -122,16 +141,33 @@ class SandboxSettings:
     gid: int
     spawn_timeout_s: float
     node_runtime_dir: str | None = None  # undici + preload, mounted so Node's fetch() uses the proxy
+    profiles_dir: str | None = None  # per-(profile, server) writable data dirs for manifests with `data_dir`
+
+
+def prepare_data_dir(settings: SandboxSettings, profile_key: Hashable, server: str) -> str:
+    """`<profiles_dir>/<profile>/<server>/`, owned by the sandbox uid: the one writable path a server gets."""
+    assert settings.profiles_dir is not None
+    parent = Path(settings.profiles_dir) / str(profile_key)
+    path = parent / server
+    path.mkdir(parents=True, exist_ok=True)
+    # The sandbox uid may traverse the parents but list nothing: other profiles' names stay hidden.
+    for directory in (parent.parent, parent):
+        directory.chmod(0o711)
+    os.chown(path, settings.uid, settings.gid)
+    path.chmod(0o700)
+    return str(path)
 
 
 def build_spec(manifest: Manifest, layout: InstalledLayout, settings: SandboxSettings, name: str,
                plan: NetworkPlan | None = None, ca_pem: bytes = b"",
-               extra_env: dict[str, str] | None = None) -> SandboxSpec:
+               extra_env: dict[str, str] | None = None, data_dir: str | None = None) -> SandboxSpec:
     argv = layout.resolve_command(manifest)
     env = {**SANDBOX_ENV, **manifest.env, **(extra_env or {})}
     files: dict[str, bytes] = {}
     root = str(layout.root)
     binds = [Bind(root, root)]
+    if manifest.data_dir and data_dir:
+        binds.append(Bind(data_dir, manifest.data_dir, writable=True))
     if plan is not None:
         env.update(sandbox_env(plan))
         files[CA_PATH] = ca_pem
@@ -161,6 +197,8 @@ ServerLookup = Callable[[str], InstalledServer | None]
 NotifyHook = Callable[[str, Hashable, str, JSON | None], Awaitable[None]]
 # Raises (e.g. `gateway.consent.ConsentRequired`) when the profile's owner may not run this manifest.
 ConsentCheck = Callable[[InstalledServer, Hashable], Awaitable[None]]
+# The version a profile runs while a staged upgrade waits for its owner's consent (default: the current one).
+VersionSelect = Callable[[InstalledServer, Hashable], Awaitable[InstalledServer]]
 # (profile id, OAuth vendor) -> a fresh access token of the profile owner's connected account, or None.
 OAuthTokenSource = Callable[[int, str], Awaitable[str | None]]
 
@@ -177,6 +215,7 @@ class BackendFactory:
         self.consent_check: ConsentCheck | None = None
         self.credentials: Credentials | None = None
         self.oauth_token: OAuthTokenSource | None = None
+        self.select_version: VersionSelect | None = None
         # sandbox id -> (server, profile, credential id -> entry): what the proxy's resolver needs.
         self._sandboxes: dict[str, tuple[str, Hashable, dict[str, CredentialEntry]]] = {}
 
@@ -220,6 +259,8 @@ class BackendFactory:
         installed = self._lookup(server_name)
         if installed is None:
             raise RuntimeError(f"server {server_name} is not installed")
+        if self.select_version is not None:
+            installed = await self.select_version(installed, profile_key)
         if self.consent_check is not None:
             # Before anything is spawned: no consent, no process (the message says what to approve).
             await self.consent_check(installed, profile_key)
@@ -230,8 +271,10 @@ class BackendFactory:
         cred_env, injections = self._injections(manifest, (server_name, profile_key))
         self._sandboxes[sandbox_id] = (server_name, profile_key, {c.id: c for c in manifest.credentials})
         plan = networking.reserve() if networking else None
+        data_dir = (prepare_data_dir(self._settings, profile_key, server_name)
+                    if manifest.data_dir and self._settings.profiles_dir else None)
         spec = build_spec(manifest, layout, self._settings, sandbox_id, plan,
-                          networking.ca_pem if networking else b"", extra_env=cred_env)
+                          networking.ca_pem if networking else b"", extra_env=cred_env, data_dir=data_dir)
 
         async def attach(child_pid: int) -> None:
             assert networking is not None and plan is not None
@@ -268,7 +311,7 @@ class BackendFactory:
                     + (f" (stderr: {detail})" if detail else "")
                 ) from None
             raise
-        live = LiveBackend(server_name, process, session)
+        live = LiveBackend(server_name, process, session, runtime_hash=installed.runtime_hash)
         if networking and plan:
             live.network = {"sandbox_ip": plan.sandbox_ip, "host_ip": plan.host_ip}
             live.on_exit.append(lambda: networking.detach(plan))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from gateway.cli_admin import register_admin_commands
 from gateway.cli_audit import register_audit_commands
+from gateway.cli_registry import register_registry_commands
 from gateway.config import ConfigError, load_config
 
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("catalog", help="list the servers of the bundled catalog").set_defaults(func=_catalog)
     register_audit_commands(sub)
     register_admin_commands(sub)
+    register_registry_commands(sub)
     return parser
 
 

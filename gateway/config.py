@@ -51,6 +51,9 @@ class Config:
     node_runtime_dir: str | None = None
     egress_if_prefix: str = "gsb"
     server_config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # A signed index (file:// or https://) verified with `registry_pubkey`; None: read `registry_dir` as is.
+    registry_index_url: str | None = None
+    registry_pubkey: str = ""
 
     @property
     def servers_dir(self) -> Path:
@@ -241,6 +244,30 @@ def _overrides(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _registry_index(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The signed index to read, and the one public key trusted to sign it.
+
+    An explicit `GIG_REGISTRY_INDEX_URL` wins; else `GIG_REGISTRY_DIR` (development, tests) is read as
+    is; else the bundled index, signed by the key whose public half ships in `registry/keys/`.
+    """
+    url = _get(env, "GIG_REGISTRY_INDEX_URL")
+    if url is None and _get(env, "GIG_REGISTRY_DIR") is not None:
+        return None, ""
+    if url is None:
+        url = (REPO_ROOT / "registry" / "index.json").as_uri()
+    if not url.startswith(("file://", "https://")):
+        raise ConfigError(f"GIG_REGISTRY_INDEX_URL: must start with file:// or https://, got {url!r}")
+    pubkey = _get(env, "GIG_REGISTRY_PUBKEY")
+    if pubkey is None:
+        try:
+            pubkey = (REPO_ROOT / "registry" / "keys" / "registry-ed25519.pub").read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"GIG_REGISTRY_PUBKEY: not set and the bundled key is unreadable: {exc}") from None
+    if len(pubkey) != 64 or any(c not in "0123456789abcdefABCDEF" for c in pubkey):
+        raise ConfigError("GIG_REGISTRY_PUBKEY: expected an ed25519 public key as 64 hex digits")
+    return url, pubkey.lower()
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     host, port = parse_listen(_get(env, "GIG_LISTEN", ":8080") or ":8080")
@@ -255,6 +282,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     registry_dir = Path(_get(env, "GIG_REGISTRY_DIR", str(REPO_ROOT / "registry")) or "")
     if not (registry_dir / "servers").is_dir():
         raise ConfigError(f"GIG_REGISTRY_DIR: {registry_dir} has no servers/ directory")
+    index_url, pubkey = _registry_index(env)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     public_url = (_get(env, "GIG_PUBLIC_URL", f"http://{shown_host}:{port}") or "").rstrip("/")
     if not public_url.startswith(("http://", "https://")):
@@ -293,4 +321,6 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         node_runtime_dir=_node_runtime(env),
         egress_if_prefix=_if_prefix(env),
         server_config=_server_config(env),
+        registry_index_url=index_url,
+        registry_pubkey=pubkey,
     )

@@ -1,30 +1,33 @@
 """Installs a server into its own directory under `GIG_DATA_DIR/servers/<name>@<version>/`.
 
-Python servers get a venv built with the sandbox's interpreter (one under /usr, the only one a
-sandbox can see). The install happens in a temporary sibling directory that is renamed into place
-only when complete, so a failed or interrupted install leaves nothing half-installed, and a second
-install of the same version is a no-op.
+One directory per version: an upgrade installs beside the old version, which keeps serving until
+the new one is consented and is never touched by it. An install is built in a temporary sibling
+directory (Node, binaries) or at its final path (a venv bakes its path into its scripts), and a
+stamp holding the runtime hash is written last: a failed or interrupted install leaves no stamp and
+is removed, and installing a version whose stamp matches is a no-op. No package's install script
+runs on the host (see `gateway.installers`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.installers.binary import install_binary
+from gateway.installers.common import InstallError, Progress, make_readable
+from gateway.installers.node import install_node
+from gateway.installers.python import install_python
 from gateway.manifest import Manifest
+
+__all__ = ["STAMP", "InstallError", "InstalledLayout", "install", "install_dir"]
 
 log = logging.getLogger(__name__)
 STAMP = ".gigmcp-installed"
-
-
-class InstallError(RuntimeError):
-    """An install failed; the message says which step and shows the tail of its output."""
+NODE = "/usr/bin/node"  # under /usr: the one Node a sandbox can see
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,34 +40,24 @@ class InstalledLayout:
 
     def resolve_command(self, manifest: Manifest) -> tuple[str, ...]:
         program, *args = manifest.command
-        if manifest.runtime == "python" and "/" not in program:
-            program = str(self.venv / "bin" / program)
-        return (program, *args)
+        if "/" in program:
+            return (program, *args)
+        if manifest.runtime == "python":
+            return (str(self.venv / "bin" / program), *args)
+        if manifest.runtime == "node":
+            # A package's bin is a script with a `#!/usr/bin/env node` line: run it with Node directly.
+            script = os.path.realpath(self.root / "node_modules" / ".bin" / program)
+            return (NODE, script, *args)
+        return (str(self.root / "bin" / program), *args)
 
 
 def install_dir(servers_dir: Path, manifest: Manifest) -> Path:
     return servers_dir / f"{manifest.name}@{manifest.version}"
 
 
-async def _run(argv: list[str], step: str, env: dict[str, str] | None = None) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
-    )
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        tail = out.decode(errors="replace").strip().splitlines()[-8:]
-        raise InstallError(f"{step} failed (exit {proc.returncode}): " + " | ".join(tail))
-
-
-def _make_readable(root: Path) -> None:
-    # The sandbox runs as an unprivileged uid and must read (never write) the install.
-    for dirpath, _dirnames, filenames in os.walk(root):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            p = os.path.join(dirpath, name)
-            if not os.path.islink(p):
-                mode = os.stat(p).st_mode
-                os.chmod(p, (mode | 0o444 | (0o111 if mode & 0o100 else 0)) & 0o755)
+def is_installed(servers_dir: Path, manifest: Manifest) -> bool:
+    stamp = install_dir(servers_dir, manifest) / STAMP
+    return stamp.exists() and stamp.read_text().strip() == manifest.runtime_hash()
 
 
 async def install(
@@ -73,44 +66,35 @@ async def install(
     servers_dir: Path,
     source_root: Path,
     python: str,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+    registry_dir: Path | None = None,
+    lock_text: str = "",
 ) -> InstalledLayout:
     target = install_dir(servers_dir, manifest)
-    stamp = target / STAMP
-    if stamp.exists() and stamp.read_text().strip() == manifest.runtime_hash():
+    if is_installed(servers_dir, manifest):
         return InstalledLayout(target)
-    if manifest.runtime != "python":
-        raise InstallError(f"{manifest.name}: runtime {manifest.runtime!r} installs are not supported yet")
     say = progress or (lambda _msg: None)
     servers_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(servers_dir, 0o755)
-    # A venv's path is baked into its scripts, so it is built at its final path; the stamp written last
-    # marks it complete, and a directory without the stamp (a crash mid-install) is rebuilt.
-    if target.exists():
+    if target.exists():  # no matching stamp: a crashed install, or the same version with another manifest
         shutil.rmtree(target)
     scratch = servers_dir / f".tmp-{manifest.name}@{manifest.version}-{uuid.uuid4().hex[:8]}"
     try:
         scratch.mkdir()
-        target.mkdir()
-        venv = target / "venv"
-        say(f"{manifest.name}: creating venv")
-        await _run([python, "-m", "venv", str(venv)], "python -m venv")
-        pip = [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", "--no-input"]
-        if manifest.package.path:
-            src = (source_root / manifest.package.path).resolve()
-            if not (src / "pyproject.toml").exists():
-                raise InstallError(f"package.path {manifest.package.path}: no pyproject.toml at {src}")
-            # Build from a private copy: pip writes build artifacts next to the sources.
-            copy = scratch / "src"
-            shutil.copytree(src, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".venv"))
-            say(f"{manifest.name}: pip install {manifest.package.path}")
-            await _run([*pip, str(copy)], "pip install")
+        if manifest.runtime == "python":
+            target.mkdir()
+            await install_python(manifest, target, scratch, python=python, source_root=source_root,
+                                 registry_dir=registry_dir, lock_text=lock_text, say=say)
         else:
-            req = scratch / "requirements.txt"
-            req.write_text(manifest.package.pypi + "".join(f" --hash={h}" for h in manifest.package.hashes) + "\n")
-            say(f"{manifest.name}: pip install {manifest.package.pypi}")
-            await _run([*pip, "--only-binary=:all:", "--require-hashes", "-r", str(req)], "pip install")
-        _make_readable(target)
+            work = scratch / "install"
+            work.mkdir()
+            if manifest.runtime == "node":
+                await install_node(manifest, work, registry_dir=registry_dir, lock_text=lock_text, say=say)
+            else:
+                await install_binary(manifest, work, registry_dir=registry_dir, say=say)
+            work.rename(target)  # same filesystem: the finished tree appears at once
+        make_readable(target)
+        stamp = target / STAMP
         stamp.write_text(manifest.runtime_hash() + "\n")
         os.chmod(stamp, 0o644)
         say(f"{manifest.name}: installed in {target}")

@@ -17,9 +17,20 @@ from typing import Any
 import yaml
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # no "_": it separates server and tool names
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
+# Semantic versioning: no leading zeros, no "v" prefix, optional pre-release and build parts.
+VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 TOOL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 RUNTIMES = ("python", "node", "binary")
+SCHEMA_VERSION = 1
+CATEGORIES = ("ai", "analytics", "comms", "crm", "data", "design", "dev-tools", "documents", "finance",
+              "knowledge", "productivity", "search", "storage", "support", "testing", "web")
+# A hostname label; an egress host is labels joined by dots (templates are rendered before parsing).
+LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+INTEGRITY_RE = re.compile(r"^sha512-[A-Za-z0-9+/]{86}==$")
+PYPI_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[0-9A-Za-z.!+-]+$")
+NPM_RE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*@[0-9A-Za-z.+-]+$")
+REL_PATH_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
 
 
 class ManifestError(ValueError):
@@ -32,9 +43,25 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PackageSource:
-    path: str = ""  # a local directory, relative to the registry's repository root
+    """Where a server's code comes from; exactly one of path, pypi, npm, file and url is set."""
+
+    path: str = ""  # a local source directory (python), relative to the registry's repository root
     pypi: str = ""  # "name==version"
-    hashes: tuple[str, ...] = ()
+    hashes: tuple[str, ...] = ()  # sha256 of the artifact (pypi, file, url) or tree-sha256 of a path
+    npm: str = ""  # "name@version" or "@scope/name@version"
+    integrity: str = ""  # npm: the tarball's sha512 SRI, as `npm view NAME@VERSION dist.integrity` prints
+    file: str = ""  # a local wheel (python), npm tarball (node) or executable (binary), relative to the registry
+    url: str = ""  # binary: an https URL of the executable
+    lock: str = ""  # the dependency lock (requirements with hashes / package-lock.json), relative to the registry
+    lock_sha256: str = ""  # "sha256:..." of the lock's content, filled in when the catalog reads the lock
+
+    def hash_data(self) -> dict[str, Any]:
+        # The fields of the first schema always, later ones only when set: existing hashes (and consents) stay.
+        return {k: v for k, v in asdict(self).items() if k in ("path", "pypi", "hashes") or v}
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("path", "pypi", "npm", "file", "url") if getattr(self, k))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +121,8 @@ class Manifest:
     display_name: str = ""
     credentials: tuple[CredentialEntry, ...] = ()
     config_values: Mapping[str, Any] = field(default_factory=dict)  # the install's parameter values
+    category: str = ""
+    data_dir: str = ""  # where a writable per-(server, profile) directory appears inside the sandbox
 
     def runtime_hash(self) -> str:
         """SHA-256 over the security-relevant fields in a canonical JSON form."""
@@ -102,7 +131,7 @@ class Manifest:
             "version": self.version,
             "runtime": self.runtime,
             "command": list(self.command),
-            "package": asdict(self.package),
+            "package": self.package.hash_data(),
             "tools": sorted(t.name for t in self.tools),
             "env": dict(sorted(self.env.items())),
             "limits": asdict(self.limits),
@@ -111,14 +140,14 @@ class Manifest:
             "credentials": [{k: v for k, v in asdict(c).items() if k != "vendor" or v} for c in self.credentials],
             "config_values": dict(sorted(self.config_values.items())),
         }
+        if self.data_dir:  # only when set, so manifests without one keep their hashes
+            relevant["data_dir"] = self.data_dir
         blob = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
     def to_data(self) -> dict[str, Any]:
         """The manifest as plain data that `parse_manifest` accepts again (used to store it)."""
-        package: dict[str, Any] = {"path": self.package.path} if self.package.path else {"pypi": self.package.pypi}
-        if self.package.hashes:
-            package["hashes"] = list(self.package.hashes)
+        package = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.package).items() if v}
         data: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
@@ -136,6 +165,10 @@ class Manifest:
         }
         if self.display_name:
             data["display_name"] = self.display_name
+        if self.category:
+            data["category"] = self.category
+        if self.data_dir:
+            data["data_dir"] = self.data_dir
         if self.config_values:
             data["config_values"] = dict(self.config_values)
         if self.credentials:
@@ -182,18 +215,76 @@ def _str_list(value: Any, path: str) -> tuple[str, ...]:
     return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(value))
 
 
-def _package(value: Any) -> PackageSource:
-    m = _expect_map(value, "package", {"path", "pypi", "hashes"}, set())
-    if ("path" in m) == ("pypi" in m):
-        raise ManifestError("package", "exactly one of path or pypi is required")
+PACKAGE_KINDS = {"python": ("path", "pypi", "file"), "node": ("npm", "file"), "binary": ("file", "url")}
+
+
+def _package(value: Any, runtime: str) -> PackageSource:
+    fields = {"path", "pypi", "hashes", "npm", "integrity", "file", "url", "lock", "lock_sha256"}
+    m = _expect_map(value, "package", fields, set())
+    given = [k for k in ("path", "pypi", "npm", "file", "url") if k in m]
+    allowed = PACKAGE_KINDS[runtime]
+    if len(given) != 1 or given[0] not in allowed:
+        raise ManifestError("package", f"a {runtime} server needs exactly one of {', '.join(allowed)}")
+    kind = given[0]
     hashes = _str_list(m.get("hashes", []), "package.hashes")
-    if "pypi" in m and not hashes:
-        raise ManifestError("package.hashes", "a PyPI package needs pinned sha256 hashes")
-    return PackageSource(
-        path=_str(m["path"], "package.path") if "path" in m else "",
-        pypi=_str(m["pypi"], "package.pypi") if "pypi" in m else "",
+    for i, digest in enumerate(hashes):
+        if not (SHA256_RE.match(digest) or digest.startswith("tree-sha256:")):
+            raise ManifestError(f"package.hashes[{i}]", f"{digest!r} is not 'sha256:<64 hex digits>'")
+    needs_sha256 = kind in ("pypi", "url") or (kind == "file" and runtime != "node")
+    if needs_sha256 and not any(SHA256_RE.match(h) for h in hashes):
+        raise ManifestError("package.hashes", f"a {kind} package needs pinned sha256 hashes")
+    integrity = str(m.get("integrity", "") or "")
+    if runtime == "node":
+        if not INTEGRITY_RE.match(integrity):
+            raise ManifestError("package.integrity", "a node package needs its sha512 integrity ('sha512-...')")
+    elif integrity:
+        raise ManifestError("package.integrity", "only node packages have an npm integrity")
+    pkg = PackageSource(
+        path=_rel_or_abs(m["path"], "package.path") if kind == "path" else "",
+        pypi=_str(m["pypi"], "package.pypi", PYPI_RE, "PyPI requirement (name==version)") if kind == "pypi" else "",
         hashes=hashes,
+        npm=_str(m["npm"], "package.npm", NPM_RE, "npm package (name@version)") if kind == "npm" else "",
+        integrity=integrity,
+        file=_rel_or_abs(m["file"], "package.file") if kind == "file" else "",
+        url=_str(m["url"], "package.url") if kind == "url" else "",
+        lock=_rel_or_abs(m["lock"], "package.lock") if "lock" in m else "",
+        lock_sha256=_str(m["lock_sha256"], "package.lock_sha256", SHA256_RE, "sha256") if "lock_sha256" in m else "",
     )
+    if pkg.url and not pkg.url.startswith("https://"):
+        raise ManifestError("package.url", "a binary is downloaded over https only")
+    # Install scripts of an sdist would run on the host: Python packages are wheels, nothing else.
+    if runtime == "python" and pkg.file and not pkg.file.endswith(".whl"):
+        raise ManifestError("package.file", f"{pkg.file!r}: a Python package must be a wheel (.whl), not an sdist")
+    if runtime == "node" and pkg.file and not pkg.file.endswith((".tgz", ".tar.gz")):
+        raise ManifestError("package.file", f"{pkg.file!r}: a node package is an npm tarball (.tgz)")
+    if kind == "npm" and not pkg.lock:
+        raise ManifestError("package.lock", "an npm package needs its package-lock.json (installed with npm ci)")
+    if pkg.lock and runtime == "binary":
+        raise ManifestError("package.lock", "a binary has no dependency lock")
+    return pkg
+
+
+def _rel_or_abs(value: Any, path: str) -> str:
+    # Local sources of tests and development registries may be absolute; catalog entries are relative.
+    text = _str(value, path)
+    if "\0" in text or (not text.startswith("/") and ".." in text.split("/") and path != "package.path"):
+        raise ManifestError(path, f"{text!r}: expected a path inside the registry")
+    return text
+
+
+def _host(value: Any, path: str) -> str:
+    host = _str(value, path).lower()
+    if host == "*" or (host.startswith("*") and not host.startswith("*.")) or "*" in host[1:]:
+        raise ManifestError(path, f"{host!r}: only exact hosts or '*.suffix' are allowed")
+    bare = host[2:] if host.startswith("*.") else host
+    labels = bare.split(".")
+    if any(c in host for c in ":/@?#[] ") or not all(LABEL_RE.match(label) for label in labels):
+        raise ManifestError(path, f"{host!r} is not a host name (no scheme, port, path or brackets)")
+    if all(label.isdigit() for label in labels):
+        raise ManifestError(path, f"{host!r}: IP literals are not allowed, name the host")
+    if host.startswith("*.") and len(labels) < 2:
+        raise ManifestError(path, f"{host!r}: a wildcard must keep at least two labels ('*.example.com')")
+    return host
 
 
 def _egress(value: Any) -> tuple[EgressEntry, ...]:
@@ -203,9 +294,7 @@ def _egress(value: Any) -> tuple[EgressEntry, ...]:
     for i, item in enumerate(value):
         p = f"egress[{i}]"
         m = _expect_map(item, p, {"host", "ports", "methods", "paths"}, {"host"})
-        host = _str(m["host"], f"{p}.host").lower()
-        if host == "*" or (host.startswith("*") and not host.startswith("*.")) or "*" in host[1:]:
-            raise ManifestError(f"{p}.host", f"{host!r}: only exact hosts or '*.suffix' are allowed")
+        host = _host(m["host"], f"{p}.host")
         ports = tuple(_int(v, f"{p}.ports[{j}]", 1, 65535) for j, v in enumerate(m.get("ports", [443])))
         methods = tuple(s.upper() for s in _str_list(m.get("methods", []), f"{p}.methods"))
         paths = _str_list(m.get("paths", []), f"{p}.paths")
@@ -260,12 +349,22 @@ def _credentials(value: Any, egress: tuple[EgressEntry, ...]) -> tuple[Credentia
 
 
 def parse_manifest(data: Any) -> Manifest:
-    top = {"name", "version", "description", "runtime", "command", "package", "tools", "env", "limits", "egress",
-           "display_name", "credentials", "config", "config_values"}
+    top = {"schema_version", "name", "version", "description", "runtime", "command", "package", "tools", "env",
+           "limits", "egress", "display_name", "credentials", "config", "config_values", "category", "data_dir"}
     m = _expect_map(data, "", top, {"name", "version", "description", "runtime", "command", "package"})
+    if m.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ManifestError("schema_version", f"this gateway reads manifest schema version {SCHEMA_VERSION}")
     runtime = _str(m["runtime"], "runtime")
     if runtime not in RUNTIMES:
         raise ManifestError("runtime", f"{runtime!r} is not one of {', '.join(RUNTIMES)}")
+    category = str(m.get("category", "") or "")
+    if category and category not in CATEGORIES:
+        raise ManifestError("category", f"{category!r} is not one of {', '.join(CATEGORIES)}")
+    data_dir = str(m.get("data_dir", "") or "")
+    if data_dir and not re.fullmatch(r"/[a-z0-9_-]+(/[a-z0-9_-]+)*", data_dir):
+        raise ManifestError("data_dir", f"{data_dir!r}: expected an absolute path such as /data")
+    if data_dir.startswith(("/usr", "/bin", "/lib", "/etc", "/proc", "/dev", "/tmp", "/opt", "/home", "/sbin")):
+        raise ManifestError("data_dir", f"{data_dir!r} is reserved by the sandbox layout; use e.g. /data")
     tools = []
     seen: set[str] = set()
     for i, item in enumerate(m.get("tools", []) or []):
@@ -304,7 +403,7 @@ def parse_manifest(data: Any) -> Manifest:
         description=_str(m["description"], "description"),
         runtime=runtime,
         command=command,
-        package=_package(m["package"]),
+        package=_package(m["package"], runtime),
         tools=tuple(tools),
         env=dict(env),
         limits=limits,
@@ -312,6 +411,8 @@ def parse_manifest(data: Any) -> Manifest:
         display_name=str(m.get("display_name", "") or ""),
         credentials=credentials,
         config_values=dict(config_values),
+        category=category,
+        data_dir=data_dir,
     )
 
 

@@ -162,7 +162,8 @@ async def connect(call: Call) -> web.StreamResponse:
     response = ok({"authorize_url": start.authorize_url, "redirect_uri": start.redirect_uri,
                    "expires_at": _ts(start.expires_at)})
     response.set_cookie(start.cookie_name, start.cookie_value, max_age=int(service.settings.state_ttl_s),
-                        path=CALLBACK_PATH, httponly=True, samesite="Lax", secure=service.settings.secure_cookies)
+                        path=service.settings.cookie_path, httponly=True, samesite="Lax",
+                        secure=service.settings.secure_cookies)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -207,7 +208,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     except CallbackError as exc:
         response = error_response(exc.status, exc.code, str(exc))
     if params.get("state"):
-        response.del_cookie(binding_cookie_name(params["state"]), path=CALLBACK_PATH)
+        response.del_cookie(binding_cookie_name(params["state"]), path=service.settings.cookie_path)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

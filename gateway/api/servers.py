@@ -16,7 +16,7 @@ from gateway.api.consent import CONSENT_VIEW, HASH, MANIFEST, consent_view
 from gateway.api.core import SERVER_NAME, ApiError, Call, QueryParam, Reply, Route, not_found, ok
 from gateway.api.lookup import installed_server
 from gateway.api.schema import ANY_JSON, array, boolean, component, integer, nullable, obj, string
-from gateway.catalog import Catalog
+from gateway.catalog import load_catalog
 from gateway.installer import InstallError
 from gateway.manifest import ManifestError
 
@@ -50,7 +50,9 @@ AUDIT_PAGE = component(
 )
 # Parameter values of the manifest's `config` section (e.g. {"gitlab_url": "https://gitlab.example.com"}).
 CONFIG_VALUES = obj({}, open_map={"type": ["string", "integer", "boolean"]})
-INSTALL = obj({"name": SERVER_NAME, "config": CONFIG_VALUES}, ["name"])
+INSTALL = obj({"name": SERVER_NAME, "config": CONFIG_VALUES,
+               "staged": boolean("keep the previous version serving those who approved it until they approve "
+                                 "this one (default: stop it now)")}, ["name"])
 
 # One install at a time: two concurrent installs of one server would race on its directory.
 _install_lock = asyncio.Lock()
@@ -71,14 +73,15 @@ async def install(call: Call) -> web.StreamResponse:
     async with _install_lock:
         # Re-read the registry: an install takes what the catalog offers now, not what it held at start.
         try:
-            state.catalog = Catalog.load(state.config.registry_dir)
+            state.catalog = load_catalog(state.config)
         except (ManifestError, OSError) as exc:
             raise ApiError(409, "registry_invalid", f"the registry cannot be read: {exc}") from None
         if state.catalog.get(name) is None:
             not_found(f"server {name!r} in the catalog")
         previous = state.installed.get(name)
         try:
-            record = await state.install_server(name, config=call.body.get("config") or {})
+            record = await state.install_server(name, config=call.body.get("config") or {},
+                                                staged=bool(call.body.get("staged", False)))
         except ManifestError as exc:
             raise ApiError(400, "invalid_config", str(exc)) from None
         except InstallError as exc:

@@ -26,6 +26,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from gateway.mcp.aggregator import Caller, ProfileAggregate
 from gateway.mcp.backend import JSON, BackendError, BackendGone, CallContext
+from gateway.mcp.mrtr import InputRound, InputRounds
 from sandbox.supervisor import Unavailable
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class FrontDoor:
         # and owns its standalone stream, which is where unsolicited notifications belong.
         self._sessions: dict[Hashable, weakref.WeakSet[Connection]] = {}
         self._subscriptions: dict[Hashable, dict[str, weakref.WeakSet[Connection]]] = {}
+        self._rounds = InputRounds()
         self.server = GatewayServer(
             name,
             version=version,
@@ -188,6 +190,34 @@ class FrontDoor:
         return Caller(on_progress=on_progress if token is not None else None, on_log=on_log,
                       on_server_request=on_server_request)
 
+    async def _interactive(self, ctx: Ctx, identity: RequestIdentity,
+                           call: Callable[[Caller], Awaitable[JSON]]) -> JSON:
+        """Run a call that may ask the client for input, in the way the client's protocol era expects.
+
+        2025-11-25 clients get the backend's questions as real requests on the call's stream; a
+        2026-07-28 client gets `input_required` results and answers by retrying (see `mrtr`).
+        """
+        caller = self._caller(ctx)
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return _complete(ctx, await call(caller))
+        raw = ctx.params or {}
+        owner = f"{identity.principal}/{identity.profile_key}"
+        state = raw.get("requestState")
+        if isinstance(state, str) and state:
+            responses = raw.get("inputResponses")
+            resumed = await self._rounds.resume(owner, state, responses if isinstance(responses, Mapping) else {})
+            return _complete(ctx, resumed)
+        capabilities = _raw_meta(ctx).get(MODERN_META_PREFIX + "clientCapabilities")
+
+        async def start(round_: InputRound) -> JSON:
+            async def ask(method: str, params: JSON | None, _call: CallContext | None) -> JSON:
+                return await round_.ask(method, params)
+
+            return await call(Caller(caller.on_progress, caller.on_log, ask))
+
+        result = await self._rounds.run(owner, capabilities if isinstance(capabilities, Mapping) else {}, start)
+        return _complete(ctx, result)
+
     # ---- handlers -----------------------------------------------------------------------------
     def _list(self, method: str, key: str) -> Callable[[Ctx, Any], Awaitable[JSON]]:
         async def handler(ctx: Ctx, _params: Any) -> JSON:
@@ -203,9 +233,8 @@ class FrontDoor:
         raw = ctx.params or {}
         arguments = raw.get("arguments") if isinstance(raw.get("arguments"), dict) else None
         try:
-            result = await identity.aggregate.call_tool(params.name, arguments, _forwardable_meta(ctx),
-                                                        self._caller(ctx))
-            return _complete(ctx, result)
+            return await self._interactive(ctx, identity, lambda caller: identity.aggregate.call_tool(
+                params.name, arguments, _forwardable_meta(ctx), caller))
         except (BackendError, Unavailable) as exc:
             if isinstance(exc, BackendGone | Unavailable):
                 server = params.name.split("_", 1)[0]
@@ -215,7 +244,8 @@ class FrontDoor:
     async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> JSON:
         identity = _identity(ctx)
         try:
-            return _complete(ctx, await identity.aggregate.read_resource(str(params.uri), self._caller(ctx)))
+            return await self._interactive(
+                ctx, identity, lambda caller: identity.aggregate.read_resource(str(params.uri), caller))
         except (BackendError, Unavailable) as exc:
             raise _mcp_error(exc) from None
 
@@ -250,7 +280,8 @@ class FrontDoor:
         raw = ctx.params or {}
         arguments = raw.get("arguments") if isinstance(raw.get("arguments"), dict) else None
         try:
-            return _complete(ctx, await identity.aggregate.get_prompt(params.name, arguments, self._caller(ctx)))
+            return await self._interactive(
+                ctx, identity, lambda caller: identity.aggregate.get_prompt(params.name, arguments, caller))
         except (BackendError, Unavailable) as exc:
             raise _mcp_error(exc) from None
 

@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -83,6 +84,11 @@ class OAuthSettings:
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
+
+    @property
+    def cookie_path(self) -> str:
+        """The callback's path as the browser sees it (the public URL may carry a prefix)."""
+        return urlsplit(self.redirect_uri).path
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """An in-process fake OAuth authorization server for unit tests: token endpoint (code with PKCE, refresh with
 rotation and reuse detection), revocation, and counters. Runs on the test's event loop (aiohttp).
+`oauth_env` puts it behind a real `OAuthService` over a fresh SQLite store.
 
 Knobs: `expires_in`, `refresh_delay` (to make concurrent refreshes overlap), `fail_refresh` (an error
 code to answer, or "unavailable" for a 503), `rotate`.
@@ -11,17 +12,21 @@ import asyncio
 import base64
 import hashlib
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
-from gateway.oauth import VendorConfig
+from gateway.oauth import AccountInfo, OAuthService, OAuthSettings, VendorConfig
+from gateway.store import Store
+from vault import MasterKey, generate_key_hex
 
 CLIENT_ID = "fake-client"
-CLIENT_SECRET = "fake-client-secret"  # noqa: S105 - a test fixture
+CLIENT_SECRET = "fake-client-secret"
 
 
 @dataclass
@@ -86,23 +91,28 @@ class FakeAuthServer:
                 return web.json_response({"error": "invalid_grant"}, status=400)
             return web.json_response(self._tokens())
         if grant == "refresh_token":
-            await asyncio.sleep(self.refresh_delay)
-            if self.fail_refresh == "unavailable":
-                return web.json_response({"error": "temporarily_unavailable"}, status=503)
-            if self.fail_refresh:
-                return web.json_response({"error": self.fail_refresh}, status=400)
-            token = str(form.get("refresh_token", ""))
-            if token not in self.live_refresh:
-                return web.json_response({"error": "invalid_grant", "error_description": "reused"}, status=400)
-            body = self._tokens()
+            return await self._refresh(str(form.get("refresh_token", "")))
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+
+    async def _refresh(self, token: str) -> web.Response:
+        # Decided (and rotated) at once, answered after `refresh_delay`: a slow vendor that already rotated.
+        body: dict[str, object]
+        if self.fail_refresh == "unavailable":
+            status, body = 503, {"error": "temporarily_unavailable"}
+        elif self.fail_refresh:
+            status, body = 400, {"error": self.fail_refresh}
+        elif token not in self.live_refresh:
+            status, body = 400, {"error": "invalid_grant", "error_description": "reused"}
+        else:
+            status, body = 200, self._tokens()
             if self.rotate:
                 self.live_refresh.discard(token)
                 self.used_refresh.add(token)
             else:
                 self.live_refresh.discard(str(body["refresh_token"]))
                 del body["refresh_token"]
-            return web.json_response(body)
-        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        await asyncio.sleep(self.refresh_delay)
+        return web.json_response(body, status=status)
 
     async def revoke(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -123,8 +133,54 @@ async def fake_auth_server(**knobs: object) -> AsyncIterator[FakeAuthServer]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     assert site._server is not None
-    server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     try:
         yield server
     finally:
         await runner.cleanup()
+
+
+@dataclass
+class OAuthEnv:
+    """A store, an `OAuthService` with the fake server as vendor `fake`, and a user."""
+
+    store: Store
+    service: OAuthService
+    fake: FakeAuthServer
+    user_id: int
+    path: Path
+
+    def db_bytes(self) -> bytes:
+        return b"".join(p.read_bytes() for p in sorted(self.path.parent.iterdir()) if p.name.startswith("gig.db"))
+
+    async def connect(self, user_id: int | None = None) -> AccountInfo:
+        """Run the whole authorization: start, the vendor's code for the challenge, the callback."""
+        start = await self.service.start(user_id or self.user_id, "fake")
+        query = parse_qs(urlsplit(start.authorize_url).query)
+        code = self.fake.issue_code(query["code_challenge"][0], query["redirect_uri"][0])
+        params = {"state": query["state"][0], "code": code, "iss": self.fake.base}
+        return await self.service.complete(params, {start.cookie_name: start.cookie_value}, None)
+
+    async def expire(self, user_id: int | None = None) -> None:
+        """Make the account's access token look expired (its lifetime kept)."""
+        await self.store.conn.execute(
+            "UPDATE oauth_accounts SET obtained_at = obtained_at - expires_at + ?, expires_at = ? WHERE user_id = ?",
+            (time.time() - 1, time.time() - 1, user_id or self.user_id),
+        )
+
+
+@asynccontextmanager
+async def oauth_env(tmp_path: Path, *, state_ttl_s: float = 600.0, **knobs: object) -> AsyncIterator[OAuthEnv]:
+    store = await Store.open(tmp_path / "gig.db")
+    try:
+        async with fake_auth_server(**knobs) as fake:
+            key = MasterKey.from_hex(generate_key_hex())
+            service = OAuthService(store, key, OAuthSettings("http://gw.test:8080", state_ttl_s=state_ttl_s))
+            try:
+                await service.put_vendor(fake.vendor(), CLIENT_SECRET)
+                user = await store.users.ensure("alice", "user")
+                yield OAuthEnv(store, service, fake, user.id, tmp_path / "gig.db")
+            finally:
+                await service.close()
+    finally:
+        await store.close()
