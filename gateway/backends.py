@@ -229,8 +229,11 @@ class BackendFactory:
             return None
         cred = entries[credential_id]
         if cred.type == "oauth2":
-            # The owner's connected account, refreshed when due; None (not connected, revoked) -> 503.
-            return await self.oauth_token(profile_key, cred.vendor) if self.oauth_token else None
+            # The owner's connected account, refreshed when due. Without one, a token the owner stored
+            # for this credential (a GitLab personal access token, say) serves instead; neither -> 503.
+            token = await self.oauth_token(profile_key, cred.vendor) if self.oauth_token else None
+            if token is not None:
+                return token
         secret = await self.credentials.secret_for_sandbox(server, profile_key, credential_id)
         if secret is not None and cred.type == "basic":
             # Stored as "user:password"; the proxy sends it as RFC 7617 credentials.

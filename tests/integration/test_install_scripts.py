@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.installer import InstallError, InstalledLayout, install, install_dir
+from gateway.installer import InstalledLayout, InstallError, install, install_dir
 from gateway.manifest import Manifest, ManifestError, parse_manifest
 from tests.support.gateway import REPO
 
@@ -73,7 +73,7 @@ async def test_an_sdist_never_builds_even_past_the_parser(tmp_path: Path, marker
         await install(as_file, servers_dir=servers, source_root=tmp_path, python=PYTHON)
     # A lock line pointing at a local sdist (pip would build it: --only-binary only governs index lookups).
     lock = f"{sdist} --hash={_sha256(sdist)}\n"
-    with pytest.raises(InstallError, match="package.lock line 1"):
+    with pytest.raises(InstallError, match=r"package\.lock line 1"):
         await install(base, servers_dir=servers, source_root=tmp_path, python=PYTHON, lock_text=lock)
     assert not marker.exists(), "the sdist's setup.py ran on the host"
     assert _leftovers(servers) == [], "a failed install left something behind"

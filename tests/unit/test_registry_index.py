@@ -60,7 +60,8 @@ def test_default_configuration_reads_the_verified_bundled_index() -> None:
     assert config.registry_index_url == BUNDLED_INDEX.as_uri()
     assert config.registry_pubkey == bundled_pubkey()
     assert load_catalog(config).get("everything") is not None
-    dev = load_config({"GIG_BEARER_TOKEN": "x" * 20, "GIG_DATA_DIR": "/tmp/gig-unit", "GIG_REGISTRY_DIR": str(REGISTRY)})
+    dev = load_config({"GIG_BEARER_TOKEN": "x" * 20, "GIG_DATA_DIR": "/tmp/gig-unit",
+                       "GIG_REGISTRY_DIR": str(REGISTRY)})
     assert dev.registry_index_url is None
 
 

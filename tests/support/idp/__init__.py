@@ -7,6 +7,7 @@ returns the redirect to the gateway, which the caller then follows (with the sam
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -67,7 +68,7 @@ class Idp:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     client_id: str = CLIENT_ID
-    extra: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # RFC 8414 authorization server metadata
 
     @property
     def issuer(self) -> str:
@@ -76,7 +77,8 @@ class Idp:
     def _json(self, path: str, data: bytes | None = None, auth: bool = False) -> Any:
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if data else {}
         if auth:
-            headers["Authorization"] = aiohttp.BasicAuth(self.client_id, self.client_secret).encode()
+            pair = f"{self.client_id}:{self.client_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         request = urllib.request.Request(self.issuer + path, data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as resp:
             return json.loads(resp.read())
@@ -129,7 +131,7 @@ def running_idp(redirect_uri: str, *, access_ttl: int = 3, log_dir: Path) -> Ite
             if idp.proc.poll() is not None:
                 raise IdpUnavailable(f"the test IdP exited: {idp.log_path.read_text()[-800:]}")
             with contextlib.suppress(OSError):
-                idp.extra["metadata"] = idp._json("/.well-known/oauth-authorization-server")
+                idp.metadata = idp._json("/.well-known/oauth-authorization-server")
                 break
             if time.monotonic() > deadline:
                 raise IdpUnavailable("the test IdP did not start within 20 s")
