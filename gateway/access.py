@@ -41,7 +41,9 @@ class Access:
 
     async def require_consent(self, user_id: int, server: InstalledServer) -> None:
         """Raise `ConsentRequired` unless the user approved exactly this manifest of the server."""
-        if await self._store.consents.has(user_id, server.name, server.runtime_hash):
+        name, digest = server.name, server.runtime_hash
+        if await self._store.cache.get(("consent", user_id, name, digest),
+                                       lambda: self._store.consents.has(user_id, name, digest)):
             return
         approved = await self._store.consents.latest(user_id, server.name)
         raise ConsentRequired(

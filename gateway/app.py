@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
@@ -17,6 +18,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from egress import AuditRecord
 from gateway.access import Access
 from gateway.api import principal_of, setup_api_routes
 from gateway.audit import AuditWriter
@@ -25,12 +27,17 @@ from gateway.backends import BackendFactory, LiveBackend, SandboxSettings
 from gateway.catalog import Catalog, load_catalog
 from gateway.config import Config
 from gateway.credentials import Credentials, master_key_from_env, open_vault
+from gateway.forwarded import ClientView, client_view
 from gateway.http_guard import HostPolicy
 from gateway.installer import install
+from gateway.logs import REQUEST_ID
 from gateway.mcp import bridge
 from gateway.mcp.aggregator import Member, ProfileAggregate
 from gateway.mcp.frontdoor import SCOPE_KEY, FrontDoor, RequestIdentity
+from gateway.metrics import CONTENT_TYPE, LiveSources, Metrics, ToolCallObserver
+from gateway.modes import ModePolicy, profile_modes
 from gateway.oauth import OAuthService, OAuthSettings, vendors_from_env
+from gateway.ratelimit import RateLimiter, address_limit_middleware
 from gateway.sandbox_net import EgressSettings, SandboxNetworking
 from gateway.store import InstalledServer, Profile, Store
 from gateway.store.audit import EgressAudit
@@ -40,6 +47,12 @@ from sandbox.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 STATE: web.AppKey[GatewayState] = web.AppKey("gigmcp.state")
+METRICS: web.AppKey[Metrics] = web.AppKey("gigmcp.metrics")
+CLIENT_KEY = "gigmcp.client"  # the request's ClientView (gateway/forwarded.py), set by guard_middleware
+HSTS_VALUE = "max-age=31536000"
+# Routes limited per client address: token minting and OAuth/OIDC logins (guessing and flooding targets).
+ADDRESS_LIMITED = ("/api/tokens", "/oauth/callback", "/auth/login", "/auth/callback")
+_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 @dataclass(slots=True)
@@ -71,8 +84,11 @@ class GatewayState:
             if self.upgrades is not None:
                 lease = self.upgrades.lease(profile.user_id, lease, self.supervisor.lease)
             enabled_tool = await self.access.tool_filter(profile.id) if self.access else None
+            modes = ModePolicy(self.config.read_only, self.config.safe_mode) | await profile_modes(
+                self.store.conn, profile.id)
             agg = ProfileAggregate(
-                profile.id, members, lease, call_timeout_s=self.config.call_timeout_s, enabled_tool=enabled_tool
+                profile.id, members, lease, call_timeout_s=self.config.call_timeout_s, enabled_tool=enabled_tool,
+                modes=modes,
             )
             self.aggregates[profile.id] = agg
         return agg
@@ -125,10 +141,46 @@ async def guard_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     state = request.app[STATE]
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    offered = request.headers.get("X-Request-Id", "")
+    # A caller's id is kept for correlation only when it is short and plain (it ends up in every log line).
+    request_id = offered if 0 < len(offered) <= 64 and set(offered) <= _REQUEST_ID_CHARS else uuid.uuid4().hex[:16]
     request["request_id"] = request_id
-    if request.path != "/health":
-        if not state.host_policy.host_allowed(request.headers.get("Host")):
+    REQUEST_ID.set(request_id)
+    view = client_view(request.remote, request.headers, state.config.trust_proxy,
+                       scheme="https" if request.secure else "http")
+    request[CLIENT_KEY] = view
+    started, status = time.monotonic(), 500
+    try:
+        response = await _guarded(request, handler, state, view, request_id)
+        status = response.status
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if METRICS in request.app:
+            # The route template, never the raw path: label values must stay few.
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            request.app[METRICS].requests.labels(request.method, route, str(status)).inc()
+            request.app[METRICS].request_seconds.labels(route).observe(time.monotonic() - started)
+    if view.scheme == "https" and not response.prepared:
+        response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
+    return response
+
+
+def client_of(request: web.Request) -> ClientView:
+    """The client as `GIG_TRUST_PROXY` lets the gateway believe it (address, scheme, host)."""
+    view = request.get(CLIENT_KEY)
+    if isinstance(view, ClientView):
+        return view
+    return ClientView(request.remote or "", "https" if request.secure else "http", request.headers.get("Host"))
+
+
+async def _guarded(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                   state: GatewayState, view: ClientView, request_id: str) -> web.StreamResponse:
+    if request.path not in ("/health", "/ready"):
+        # Prometheus scrapes by address, so /metrics skips the Host check (it still needs a token or opt-in).
+        if request.path != "/metrics" and not state.host_policy.host_allowed(view.host):
             return web.json_response(
                 error_body("bad_host", "Host header not allowed (set GIG_PUBLIC_URL or GIG_ALLOWED_HOSTS)"),
                 status=421,
@@ -188,7 +240,8 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return jsonrpc_error(413, -32600, f"request body exceeds {state.config.max_body_bytes} bytes")
-    identity = RequestIdentity(principal.user, profile.id, await state.aggregate_for(profile))
+    identity = RequestIdentity(principal.user, profile.id, await state.aggregate_for(profile),
+                               token_id=principal.token_id, client=client_of(request).address)
     # The SDK binds a session to this principal: another credential presenting the session id gets 404.
     token = AccessToken(token="-", client_id=principal.token_id, scopes=[], subject=principal.user)
     sdk_user = AuthenticatedUser(token)
@@ -201,6 +254,31 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response({"status": "ok", "uptime_s": round(time.time() - state.started_at, 1)})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the store answers, the egress proxy runs (when enabled) and sandboxes can be started."""
+    state = request.app[STATE]
+    checks: dict[str, str] = {}
+    try:
+        async with state.store.conn.execute("SELECT 1") as cur:
+            await cur.fetchone()
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"failed: {type(exc).__name__}"
+    if state.networking is not None:
+        checks["egress_proxy"] = "ok" if state.networking.proxy.ready else "not running"
+    checks["sandbox"] = "ok" if shutil.which("bwrap") else "bwrap not found"
+    healthy = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if healthy else "not_ready", "checks": checks},
+                             status=200 if healthy else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.config.metrics_public:
+        _require_admin(request)
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def list_sandboxes(request: web.Request) -> web.Response:
@@ -247,10 +325,18 @@ async def list_servers(request: web.Request) -> web.Response:
 # ---- lifecycle ------------------------------------------------------------------------------------
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard_middleware])
+    app[METRICS] = Metrics()
+    if config.auth_rate_limit_rps > 0:
+        refused = app[METRICS].rate_limited.labels("address")
+        app.middlewares.append(address_limit_middleware(
+            RateLimiter(config.auth_rate_limit_rps, config.auth_rate_limit_burst), ADDRESS_LIMITED,
+            lambda request: client_of(request).address, lambda _path: refused.inc()))
     app.cleanup_ctx.append(_lifecycle(config))
     app.router.add_route("*", "/mcp", mcp_handler)
     app.router.add_route("*", "/mcp/p/{slug}", mcp_handler)
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/sandboxes", list_sandboxes)
     app.router.add_delete("/api/sandboxes/{server}/{profile:\\d+}", stop_sandbox)
     app.router.add_get("/api/servers", list_servers)
@@ -277,6 +363,7 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
 
         def on_event(key: Hashable, event: str, detail: str) -> None:
             server, profile_id = key if isinstance(key, tuple) else (str(key), None)
+            app[METRICS].sandbox_events.labels(str(server), event).inc()
             task = asyncio.ensure_future(store.events.record(str(server), profile_id, event, detail))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
@@ -301,13 +388,19 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             audit = AuditWriter(EgressAudit(store.conn))
             audit.start()
             stack.push_async_callback(audit.close)
+            egress_decisions = app[METRICS].egress
+
+            async def audit_sink(record: AuditRecord) -> None:
+                egress_decisions.labels(record.server or "unknown", record.decision).inc()
+                await audit.submit(record)
+
             networking = None
             if config.egress_enabled:
                 networking = SandboxNetworking(
                     EgressSettings(config.egress_subnet, config.proxy_port, config.upstream_ca_file,
                                    dict(config.egress_test_overrides), config.egress_if_prefix),
                     secret_resolver=resolve_secret,
-                    audit_sink=audit.submit,
+                    audit_sink=audit_sink,
                     workdir=config.data_dir / "egress",
                 )
                 stack.push_async_callback(networking.stop)
@@ -338,6 +431,10 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             )
             state_ref.append(state)
             app[STATE] = state
+            limiter = (RateLimiter(config.rate_limit_rps, config.rate_limit_burst)
+                       if config.rate_limit_rps > 0 else None)
+            frontdoor.call_observer = ToolCallObserver(app[METRICS], limiter)
+            app[METRICS].watch(LiveSources(supervisor.snapshot, lambda: supervisor.spawns, lambda: audit.depth))
             # --- users/tokens/consent/vault ---
             # The vault check runs before anything below writes to the database: a wrong key stops here.
             key = await open_vault(store, master_key_from_env())

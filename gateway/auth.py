@@ -112,15 +112,17 @@ class Authenticator:
         if not token:
             return None
         if self.is_bootstrap(token):
-            admin = await store.users.by_name(BOOTSTRAP_USER)
+            admin = await store.cache.get(("user", BOOTSTRAP_USER), lambda: store.users.by_name(BOOTSTRAP_USER))
             if admin is None:
                 return None
             return Principal(user=admin.name, role="admin", token_id=self._admin_token_id, user_id=admin.id)
         if not token.startswith(TOKEN_PREFIX) or len(token) != TOKEN_LENGTH:
             return None
         now = time.time()
-        owner = await store.tokens.active_by_hash(token_hash(token), now)
-        if owner is None:
+        digest = token_hash(token)
+        owner = await store.cache.get(("token", digest), lambda: store.tokens.active_by_hash(digest, now))
+        # A cached owner was active when read; expiry is a matter of time, not of writes: check it here.
+        if owner is None or not owner.token.active(now):
             return None
         await self._touch(store, owner.token.id, now)
         return Principal(
@@ -147,11 +149,16 @@ async def resolve_profile(store: Store, principal: Principal, slug: str | None) 
     Someone else's profile is None exactly like a missing one, so its existence is not revealed.
     """
     if principal.profile_id is not None:
-        profile = await store.profiles.by_id(principal.profile_id)
+        pid = principal.profile_id
+        profile = await store.cache.get(("profile", pid), lambda: store.profiles.by_id(pid))
         if profile is None or (slug is not None and slug != profile.slug):
             return None
         return profile
-    profile = await store.profiles.by_slug(slug) if slug else await store.profiles.default_for(principal.user_id)
+    if slug:
+        profile = await store.cache.get(("profile-slug", slug), lambda: store.profiles.by_slug(slug))
+    else:
+        uid = principal.user_id
+        profile = await store.cache.get(("profile-default", uid), lambda: store.profiles.default_for(uid))
     if profile is None or profile.user_id != principal.user_id:
         return None
     return profile

@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import ssl
 import sys
 from collections.abc import Sequence
 
 from gateway.cli_admin import register_admin_commands
 from gateway.cli_audit import register_audit_commands
 from gateway.cli_registry import register_registry_commands
-from gateway.config import ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config
+
+
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    """The listening socket's TLS context when `GIG_TLS_CERT_FILE` is set; ConfigError names what is wrong."""
+    if not config.tls_cert_file or not config.tls_key_file:
+        return None
+    from gateway.tls import TlsSettings, server_context
+
+    return server_context(TlsSettings(config.tls_cert_file, config.tls_key_file, config.tls_key_passphrase,
+                                      config.tls_client_ca_file))
 
 
 def _serve(_args: argparse.Namespace) -> int:
@@ -22,6 +33,7 @@ def _serve(_args: argparse.Namespace) -> int:
 
     try:
         config = load_config()
+        ssl_context = _tls_context(config)
     except ConfigError as exc:
         print(f"gigmcp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -32,6 +44,7 @@ def _serve(_args: argparse.Namespace) -> int:
             app,
             host=config.listen_host,
             port=config.listen_port,
+            ssl_context=ssl_context,
             print=None,
             handler_cancellation=True,
             shutdown_timeout=15.0,
@@ -55,6 +68,7 @@ def _serve(_args: argparse.Namespace) -> int:
 def _check_config(_args: argparse.Namespace) -> int:
     try:
         config = load_config()
+        _tls_context(config)
     except ConfigError as exc:
         print(f"gigmcp: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -13,11 +13,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.forwarded import TRUST_NONE, TrustProxy, parse_trust_proxy
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    """Dashboard login with an OIDC provider (`GIG_OIDC_*`); None in `Config.oidc` when not configured."""
+
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_url: str
+    roles_claim: str = "urn:zitadel:iam:org:project:roles"
+    admin_role: str = "admin"
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    session_ttl_s: float = 8 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +70,22 @@ class Config:
     # A signed index (file:// or https://) verified with `registry_pubkey`; None: read `registry_dir` as is.
     registry_index_url: str | None = None
     registry_pubkey: str = ""
+    oidc: OidcConfig | None = None
+    # Direct TLS (gateway/tls.py); all None: plain HTTP, e.g. behind a TLS-terminating proxy.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_key_passphrase: str | None = field(default=None, repr=False)
+    tls_client_ca_file: str | None = None
+    trust_proxy: TrustProxy = TRUST_NONE
+    # Token buckets (gateway/ratelimit.py): tools/call per token and profile (0: unlimited), and the
+    # login/token routes per client address.
+    rate_limit_rps: float = 0.0
+    rate_limit_burst: int = 20
+    auth_rate_limit_rps: float = 5.0
+    auth_rate_limit_burst: int = 100
+    metrics_public: bool = False
+    read_only: bool = False
+    safe_mode: bool = False
 
     @property
     def servers_dir(self) -> Path:
@@ -268,6 +300,55 @@ def _registry_index(env: Mapping[str, str]) -> tuple[str | None, str]:
     return url, pubkey.lower()
 
 
+def _oidc(env: Mapping[str, str], public_url: str) -> OidcConfig | None:
+    issuer = _get(env, "GIG_OIDC_ISSUER")
+    if issuer is None:
+        return None
+    issuer = issuer.rstrip("/")
+    local = issuer.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if not (issuer.startswith("https://") or local):
+        raise ConfigError(f"GIG_OIDC_ISSUER: must be https:// (http:// only on loopback), got {issuer!r}")
+    client_id = _get(env, "GIG_OIDC_CLIENT_ID")
+    if client_id is None:
+        raise ConfigError("GIG_OIDC_CLIENT_ID is required when GIG_OIDC_ISSUER is set")
+    secret = _secret(env, "GIG_OIDC_CLIENT_SECRET", required=True)
+    assert secret is not None
+    redirect = _get(env, "GIG_OIDC_REDIRECT_URL", f"{public_url}/auth/callback") or ""
+    if not redirect.startswith(("http://", "https://")):
+        raise ConfigError(f"GIG_OIDC_REDIRECT_URL: must be an http(s) URL, got {redirect!r}")
+    scopes = tuple((_get(env, "GIG_OIDC_SCOPES", "openid profile email") or "").split())
+    if "openid" not in scopes:
+        raise ConfigError("GIG_OIDC_SCOPES: must include openid")
+    return OidcConfig(
+        issuer=issuer, client_id=client_id, client_secret=secret, redirect_url=redirect,
+        roles_claim=_get(env, "GIG_OIDC_ROLES_CLAIM", "urn:zitadel:iam:org:project:roles") or "",
+        admin_role=_get(env, "GIG_OIDC_ADMIN_ROLE", "admin") or "admin",
+        scopes=scopes,
+        session_ttl_s=_float(env, "GIG_SESSION_TTL", 8 * 3600.0, lo=60.0, hi=86400.0 * 30),
+    )
+
+
+def _tls(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None, str | None]:
+    cert, key = _get(env, "GIG_TLS_CERT_FILE"), _get(env, "GIG_TLS_KEY_FILE")
+    passphrase = _secret(env, "GIG_TLS_KEY_PASSPHRASE", required=False)
+    client_ca = _get(env, "GIG_TLS_CLIENT_CA_FILE")
+    if cert and not key:
+        raise ConfigError("GIG_TLS_KEY_FILE: required when GIG_TLS_CERT_FILE is set")
+    if key and not cert:
+        raise ConfigError("GIG_TLS_CERT_FILE: required when GIG_TLS_KEY_FILE is set")
+    if not cert and (passphrase or client_ca):
+        name = "GIG_TLS_KEY_PASSPHRASE" if passphrase else "GIG_TLS_CLIENT_CA_FILE"
+        raise ConfigError(f"{name}: only meaningful with GIG_TLS_CERT_FILE and GIG_TLS_KEY_FILE")
+    return cert, key, passphrase, client_ca
+
+
+def _trust_proxy(env: Mapping[str, str]) -> TrustProxy:
+    try:
+        return parse_trust_proxy(_get(env, "GIG_TRUST_PROXY", "false") or "false")
+    except ValueError as exc:
+        raise ConfigError(f"GIG_TRUST_PROXY: {exc}") from None
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     host, port = parse_listen(_get(env, "GIG_LISTEN", ":8080") or ":8080")
@@ -291,6 +372,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     level = (_get(env, "GIG_LOG_LEVEL", "info") or "info").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"GIG_LOG_LEVEL: expected debug, info, warning or error, got {level.lower()!r}")
+    tls_cert, tls_key, tls_passphrase, tls_client_ca = _tls(env)
     return Config(
         listen_host=host,
         listen_port=port,
@@ -323,4 +405,17 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         server_config=_server_config(env),
         registry_index_url=index_url,
         registry_pubkey=pubkey,
+        oidc=_oidc(env, public_url),
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        tls_key_passphrase=tls_passphrase,
+        tls_client_ca_file=tls_client_ca,
+        trust_proxy=_trust_proxy(env),
+        rate_limit_rps=_float(env, "GIG_RATE_LIMIT_RPS", 0.0, lo=0.0, hi=100_000.0),
+        rate_limit_burst=_int(env, "GIG_RATE_LIMIT_BURST", 20, lo=1, hi=1_000_000),
+        auth_rate_limit_rps=_float(env, "GIG_AUTH_RATE_LIMIT_RPS", 5.0, lo=0.0, hi=100_000.0),
+        auth_rate_limit_burst=_int(env, "GIG_AUTH_RATE_LIMIT_BURST", 100, lo=1, hi=1_000_000),
+        metrics_public=_bool(env, "GIG_METRICS_PUBLIC", False),
+        read_only=_bool(env, "GIG_READ_ONLY", False),
+        safe_mode=_bool(env, "GIG_SAFE_MODE", False),
     )

@@ -10,6 +10,7 @@ from gateway.api.lookup import installed_server, own_profile, profiles_changed, 
 from gateway.api.schema import array, boolean, component, integer, obj, string
 from gateway.api.tokens import ISSUED, TOKEN_LABEL, issued_data
 from gateway.auth import rotate_profile_token
+from gateway.modes import ModePolicy, profile_modes, set_profile_modes
 from gateway.store import Profile
 
 PROFILE = component(
@@ -33,6 +34,10 @@ TOOL_LIST = component("ToolList", obj({"tools": array(TOOL_STATE)}, ["tools"]))
 NEW_PROFILE = obj({"slug": SLUG, "default": boolean("make it the caller's default profile")}, ["slug"])
 PROFILE_PATCH = obj({"default": boolean("true makes this the default profile")}, ["default"])
 TOGGLE = obj({"enabled": boolean()}, ["enabled"])
+MODES_BODY = obj({"read_only": boolean("hide tools not annotated readOnlyHint"),
+                  "safe": boolean("answer calls to mutating tools with a JSON preview instead of running them")},
+                 ["read_only", "safe"])
+MODES = component("ProfileModes", MODES_BODY)
 ROTATE = obj({"name": TOKEN_LABEL}, [])
 
 
@@ -136,6 +141,20 @@ async def clear_tool(call: Call) -> web.StreamResponse:
     return no_content()
 
 
+async def get_modes(call: Call) -> web.StreamResponse:
+    profile = await own_profile(call, call.path["slug"])
+    modes = await profile_modes(call.state.store.conn, profile.id)
+    return ok({"read_only": modes.read_only, "safe": modes.safe})
+
+
+async def put_modes(call: Call) -> web.StreamResponse:
+    profile = await own_profile(call, call.path["slug"])
+    modes = ModePolicy(bool(call.body["read_only"]), bool(call.body["safe"]))
+    await set_profile_modes(call.state.store.conn, profile.id, modes)
+    await profiles_changed(call, [profile.id])  # connected clients re-list: the visible tools changed
+    return ok({"read_only": modes.read_only, "safe": modes.safe})
+
+
 async def rotate_token(call: Call) -> web.StreamResponse:
     profile = await own_profile(call, call.path["slug"])
     issued = await rotate_profile_token(call.state.store, profile, call.body.get("name", f"{profile.slug} token"))
@@ -163,6 +182,10 @@ ROUTES = [
           "profiles", set_tool, body=TOGGLE, replies={200: Reply("the tool's state", TOOL_STATE)}),
     Route("DELETE", "/api/profiles/{slug}/tools/{server}/{tool}", "Drop a toggle (back to the manifest default)",
           "profiles", clear_tool, replies={204: Reply("the toggle is gone")}),
+    Route("GET", "/api/profiles/{slug}/modes", "Read-only and safe mode of a profile", "profiles", get_modes,
+          replies={200: Reply("the profile's own flags (GIG_READ_ONLY / GIG_SAFE_MODE add to them)", MODES)}),
+    Route("PUT", "/api/profiles/{slug}/modes", "Set read-only and safe mode of a profile", "profiles", put_modes,
+          body=MODES_BODY, replies={200: Reply("the profile's own flags", MODES)}),
     Route("POST", "/api/profiles/{slug}/token", "Issue a new profile token; every older one stops at once",
           "profiles", rotate_token, body=ROTATE, replies={201: Reply("the new token, shown only here", ISSUED)}),
 ]

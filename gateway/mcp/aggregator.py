@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from gateway.mcp.backend import JSON, BackendError, BackendSession, ProgressFn, ServerRequestFn
 from gateway.mcp.lenient import repair_items
 from gateway.mcp.naming import join_name, join_uri, split_name, split_uri
+from gateway.modes import NORMAL, ModePolicy
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class ProfileAggregate:
         call_timeout_s: float,
         list_timeout_s: float = 30.0,
         enabled_tool: Callable[[str, str], bool] | None = None,
+        modes: ModePolicy = NORMAL,
     ) -> None:
         self.profile_key = profile_key
         self.members = {m.server: m for m in members}
@@ -88,6 +90,7 @@ class ProfileAggregate:
         self._call_timeout = call_timeout_s
         self._list_timeout = list_timeout_s
         self._enabled_tool = enabled_tool or (lambda _server, _tool: True)
+        self.modes = modes  # read-only hides mutating tools; safe mode previews calls to them
 
     def key_for(self, server: str) -> Hashable:
         return (server, self.profile_key)
@@ -111,7 +114,8 @@ class ProfileAggregate:
             items = await self._cached_list(handle, method, key)
         out = []
         for item in items:
-            if method == "tools/list" and not self._enabled_tool(member.server, str(item.get("name"))):
+            if method == "tools/list" and not (
+                    self._enabled_tool(member.server, str(item.get("name"))) and self.modes.visible(item)):
                 continue
             renamed = dict(item)
             original = str(item.get(field_name, ""))
@@ -171,8 +175,13 @@ class ProfileAggregate:
         async with self._lease(self.key_for(member.server)) as handle:
             assert isinstance(handle.session, BackendSession)
             tools = await self._cached_list(handle, "tools/list", "tools")
-            if not any(t.get("name") == tool for t in tools):
+            described = next((t for t in tools if t.get("name") == tool), None)
+            # A tool hidden by read-only mode answers exactly like one that does not exist.
+            if described is None or not self.modes.visible(described):
                 raise RoutingError(INVALID_PARAMS, f"Unknown tool: {name}")
+            preview = self.modes.preview(name, described, arguments)
+            if preview is not None:
+                return preview
             params: JSON = {"name": tool, "arguments": arguments or {}}
             if meta:
                 params["_meta"] = {k: v for k, v in meta.items() if k != "progressToken"}

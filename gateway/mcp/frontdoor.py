@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import mcp_types as types
 from mcp.server.caching import CacheHint
@@ -45,6 +46,18 @@ class RequestIdentity:
     principal: str
     profile_key: Hashable
     aggregate: ProfileAggregate
+    token_id: str = ""  # the credential's stable id: rate limits are per token
+    client: str = ""  # the client's address as `gateway.forwarded` believes it (for the audit log)
+
+
+class CallObserver(Protocol):
+    """Set by the app on `FrontDoor.call_observer`: admits (rate limits) and records every tools/call."""
+
+    def admit(self, identity: RequestIdentity, name: str) -> JSON | None:
+        """None lets the call run; a CallToolResult answers it instead (e.g. a rate-limit tool error)."""
+
+    def finished(self, identity: RequestIdentity, name: str, outcome: str, seconds: float) -> None:
+        """The call ran: outcome is ok, tool_error (isError result), error (JSON-RPC error) or unavailable."""
 
 
 class GatewayServer(Server[Any]):
@@ -110,6 +123,7 @@ class FrontDoor:
         self._sessions: dict[Hashable, weakref.WeakSet[Connection]] = {}
         self._subscriptions: dict[Hashable, dict[str, weakref.WeakSet[Connection]]] = {}
         self._rounds = InputRounds()
+        self.call_observer: CallObserver | None = None
         self.server = GatewayServer(
             name,
             version=version,
@@ -232,14 +246,26 @@ class FrontDoor:
         self._track(ctx, identity)
         raw = ctx.params or {}
         arguments = raw.get("arguments") if isinstance(raw.get("arguments"), dict) else None
+        observer = self.call_observer
+        if observer is not None:
+            refusal = observer.admit(identity, params.name)
+            if refusal is not None:
+                return _complete(ctx, refusal)
+        started, outcome = time.monotonic(), "error"
         try:
-            return await self._interactive(ctx, identity, lambda caller: identity.aggregate.call_tool(
+            result = await self._interactive(ctx, identity, lambda caller: identity.aggregate.call_tool(
                 params.name, arguments, _forwardable_meta(ctx), caller))
+            outcome = "tool_error" if result.get("isError") is True else "ok"
+            return result
         except (BackendError, Unavailable) as exc:
             if isinstance(exc, BackendGone | Unavailable):
+                outcome = "unavailable"
                 server = params.name.split("_", 1)[0]
                 raise MCPError(-32000, f"server {server} is unavailable: {exc}") from None
             raise _mcp_error(exc) from None
+        finally:
+            if observer is not None:
+                observer.finished(identity, params.name, outcome, time.monotonic() - started)
 
     async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> JSON:
         identity = _identity(ctx)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from gateway.store.cache import VersionedCache
 from gateway.store.consents import ConsentRecord, Consents
 from gateway.store.db import StoreError, open_db
 from gateway.store.repositories import InstalledServer, Profile, Profiles, SandboxEvents, Servers, User, Users
@@ -41,6 +42,7 @@ class Store:
     tools: ToolSettings
     consents: Consents
     secrets: SealedSecrets
+    cache: VersionedCache
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -55,7 +57,9 @@ class Store:
             ToolSettings(conn),
             Consents(conn),
             SealedSecrets(conn),
+            VersionedCache(path),
         )
 
     async def close(self) -> None:
+        self.cache.close()
         await self.conn.close()

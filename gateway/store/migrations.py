@@ -175,4 +175,71 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        5,
+        # OIDC login (issue 7): identities by (issuer, subject), browser sessions (only hashes), pending
+        # logins kept in the store (so a login survives a restart and works across replicas), tool calls.
+        """
+        CREATE TABLE oidc_identities (
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id INTEGER NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+            email TEXT NOT NULL DEFAULT '',
+            display_name TEXT NOT NULL DEFAULT '',
+            roles TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            last_login_at REAL NOT NULL,
+            PRIMARY KEY (issuer, subject)
+        );
+        CREATE TABLE web_sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            token_hash BLOB NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            user_agent TEXT NOT NULL DEFAULT '',
+            address TEXT NOT NULL DEFAULT '',
+            revoked_at REAL
+        );
+        CREATE INDEX web_sessions_user ON web_sessions(user_id);
+        CREATE INDEX web_sessions_expires ON web_sessions(expires_at);
+        CREATE TABLE oidc_flows (
+            state_hash TEXT PRIMARY KEY,
+            binding_hash TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            verifier TEXT NOT NULL,
+            return_to TEXT NOT NULL DEFAULT '/',
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX oidc_flows_expires ON oidc_flows(expires_at);
+        CREATE TABLE oidc_used_codes (
+            code_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE tool_calls (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            user TEXT NOT NULL,
+            profile_id INTEGER,
+            server TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            error_class TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX tool_calls_at ON tool_calls(at);
+        CREATE INDEX tool_calls_user ON tool_calls(user, id);
+        CREATE INDEX tool_calls_server ON tool_calls(server, id)
+        """,
+    ),
+    (
+        6,
+        # Per-profile read-only and safe mode (gateway/modes.py); the gateway-wide flags add to these.
+        """
+        ALTER TABLE profiles ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1));
+        ALTER TABLE profiles ADD COLUMN safe_mode INTEGER NOT NULL DEFAULT 0 CHECK (safe_mode IN (0, 1))
+        """,
+    ),
 )
