@@ -42,6 +42,7 @@ from gateway.sandbox_net import EgressSettings, SandboxNetworking
 from gateway.store import InstalledServer, Profile, Store
 from gateway.store.audit import EgressAudit
 from gateway.upgrades import StagedUpgrades
+from gateway.web import setup_web, start_web
 from sandbox.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class GatewayState:
         return agg
 
     async def install_server(self, name: str, *, profile: Profile | None = None,
-                             config: Mapping[str, Any] | None = None, staged: bool = False) -> InstalledServer:
+                             config: Mapping[str, Any] | None = None, staged: bool | None = None) -> InstalledServer:
         entry = self.catalog.get(name)
         if entry is None:
             raise web.HTTPNotFound(reason=f"no server {name!r} in the catalog")
@@ -119,6 +120,10 @@ class GatewayState:
         previous = self.installed.get(name)
         self.installed[name] = record
         if previous and previous.runtime_hash != record.runtime_hash:
+            # A new version keeps the old one serving until each user approves the new one; a changed
+            # manifest of the same version has no older install to fall back on, so it stops.
+            if staged is None:
+                staged = previous.version != record.version
             if staged and self.upgrades is not None:
                 self.upgrades.stage(previous)  # keeps serving those who approved it, until they approve this one
             else:
@@ -342,6 +347,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/servers", list_servers)
     app.router.add_get("/api/audit/egress", list_egress_audit)
     setup_api_routes(app)
+    setup_web(app)  # dashboard pages, /login and /auth/* (OIDC)
     return app
 
 
@@ -449,6 +455,7 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             stack.push_async_callback(state.oauth.close)
             await state.oauth.load_env(vendors_from_env())
             factory.oauth_token = state.oauth.token_for_profile
+            await start_web(app, state, stack)  # OIDC login, browser sessions, the tool-call audit
             boot_admin = await store.users.ensure("admin", "admin")
             stack.push_async_callback(supervisor.drain, 10.0)
             admin_profile = await store.profiles.ensure_default(boot_admin)

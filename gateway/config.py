@@ -306,8 +306,9 @@ def _oidc(env: Mapping[str, str], public_url: str) -> OidcConfig | None:
         return None
     issuer = issuer.rstrip("/")
     local = issuer.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
-    if not (issuer.startswith("https://") or local):
-        raise ConfigError(f"GIG_OIDC_ISSUER: must be https:// (http:// only on loopback), got {issuer!r}")
+    if not (issuer.startswith("https://") or local or _bool(env, "GIG_OIDC_ALLOW_HTTP", False)):
+        raise ConfigError(f"GIG_OIDC_ISSUER: must be https:// (http:// only on loopback or with "
+                          f"GIG_OIDC_ALLOW_HTTP=true for development), got {issuer!r}")
     client_id = _get(env, "GIG_OIDC_CLIENT_ID")
     if client_id is None:
         raise ConfigError("GIG_OIDC_CLIENT_ID is required when GIG_OIDC_ISSUER is set")

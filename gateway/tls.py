@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from gateway.config import ConfigError
 
@@ -51,32 +53,44 @@ def check_certificate(pem: bytes, *, now: datetime.datetime | None = None) -> x5
     return cert
 
 
+def check_key(pem: bytes, cert: x509.Certificate, passphrase: str | None) -> None:
+    """The key decrypts with the passphrase (if any) and belongs to the certificate."""
+    try:
+        key = serialization.load_pem_private_key(pem, passphrase.encode() if passphrase else None)
+    except TypeError:
+        # Encrypted without a passphrase given, or a passphrase given for a plain key.
+        name = "GIG_TLS_KEY_PASSPHRASE"
+        raise ConfigError(f"{name}: GIG_TLS_KEY_FILE is encrypted and needs it" if not passphrase
+                          else f"{name}: set, but GIG_TLS_KEY_FILE is not encrypted") from None
+    except ValueError:
+        if passphrase:
+            raise ConfigError("GIG_TLS_KEY_PASSPHRASE: cannot decrypt GIG_TLS_KEY_FILE (wrong passphrase?)") from None
+        raise ConfigError("GIG_TLS_KEY_FILE: not a PEM private key") from None
+    except UnsupportedAlgorithm:
+        raise ConfigError("GIG_TLS_KEY_FILE: unsupported key type") from None
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*raw) != cert.public_key().public_bytes(*raw):
+        raise ConfigError("GIG_TLS_KEY_FILE: the private key does not match the certificate in GIG_TLS_CERT_FILE")
+
+
 def server_context(settings: TlsSettings) -> ssl.SSLContext:
     """The listening socket's context; raises ConfigError naming the variable at fault."""
-    check_certificate(_read("GIG_TLS_CERT_FILE", settings.cert_file))
-    _read("GIG_TLS_KEY_FILE", settings.key_file)
+    cert = check_certificate(_read("GIG_TLS_CERT_FILE", settings.cert_file))
+    check_key(_read("GIG_TLS_KEY_FILE", settings.key_file), cert, settings.key_passphrase)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    passphrase = (settings.key_passphrase or "").encode()
     try:
-        ctx.load_cert_chain(settings.cert_file, settings.key_file,
-                            password=settings.key_passphrase.encode() if settings.key_passphrase else None)
-    except ssl.SSLError as exc:
-        reason = (exc.reason or str(exc)).upper()
-        if "KEY_VALUES_MISMATCH" in reason or "X509_CHECK_PRIVATE_KEY" in reason:
-            raise ConfigError("GIG_TLS_KEY_FILE: the private key does not match the certificate in GIG_TLS_CERT_FILE"
-                              ) from None
-        if "BAD_DECRYPT" in reason or "BAD PASSWORD" in reason or "PASSWORD" in reason:
-            raise ConfigError("GIG_TLS_KEY_PASSPHRASE: cannot decrypt GIG_TLS_KEY_FILE (missing or wrong passphrase)"
-                              ) from None
-        if "PEM" in reason or "KEY" in reason:
-            raise ConfigError(f"GIG_TLS_KEY_FILE: not a usable private key ({exc.reason})") from None
-        raise ConfigError(f"GIG_TLS_CERT_FILE: cannot load the certificate chain ({exc.reason})") from None
+        # A callable (never None) so that OpenSSL can never fall back to prompting on a terminal.
+        ctx.load_cert_chain(settings.cert_file, settings.key_file, password=lambda: passphrase)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"GIG_TLS_CERT_FILE: cannot load the certificate chain ({exc})") from None
     if settings.client_ca_file:
         _read("GIG_TLS_CLIENT_CA_FILE", settings.client_ca_file)
         try:
             ctx.load_verify_locations(cafile=settings.client_ca_file)
-        except ssl.SSLError as exc:
-            raise ConfigError(f"GIG_TLS_CLIENT_CA_FILE: not a PEM CA bundle ({exc.reason})") from None
+        except ssl.SSLError:
+            raise ConfigError("GIG_TLS_CLIENT_CA_FILE: not a PEM CA bundle") from None
         ctx.verify_mode = ssl.CERT_REQUIRED
     else:
         ctx.verify_mode = ssl.CERT_NONE

@@ -111,6 +111,13 @@ async def identity_middleware(
     if token:
         state = state_of(request)
         request[PRINCIPAL_KEY] = await state.auth.authenticate(token, state.store)
+    else:
+        # A browser's session cookie (not on /mcp); a state-changing request must pass the CSRF check.
+        from gateway.web import cookie_identity
+
+        refused = await cookie_identity(request)
+        if refused is not None:
+            return refused
     return await handler(request)
 
 

@@ -140,6 +140,8 @@ async def put_vendor(call: Call) -> web.StreamResponse:
         row, created = await service.put_vendor(config, body.get("client_secret", KEEP))
     except ReadOnlyVendor as exc:
         raise ApiError(409, "vendor_from_environment", str(exc)) from None
+    except LookupError as exc:
+        raise ApiError(409, "concurrent_change", str(exc)) from None
     return ok(_vendor_data(row, service), 201 if created else 200)
 
 

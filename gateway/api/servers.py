@@ -49,10 +49,11 @@ AUDIT_PAGE = component(
     obj({"records": array({"type": "object"}), "next_before": nullable(integer())}, ["records", "next_before"]),
 )
 # Parameter values of the manifest's `config` section (e.g. {"gitlab_url": "https://gitlab.example.com"}).
-CONFIG_VALUES = obj({}, open_map={"type": ["string", "integer", "boolean"]})
+CONFIG_VALUES = obj({}, open_map={"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"}]})
 INSTALL = obj({"name": SERVER_NAME, "config": CONFIG_VALUES,
                "staged": boolean("keep the previous version serving those who approved it until they approve "
-                                 "this one (default: stop it now)")}, ["name"])
+                                 "this one (default: true for a new version, false for a changed manifest of the same "
+                                 "version)")}, ["name"])
 
 # One install at a time: two concurrent installs of one server would race on its directory.
 _install_lock = asyncio.Lock()
@@ -81,9 +82,9 @@ async def install(call: Call) -> web.StreamResponse:
         previous = state.installed.get(name)
         try:
             record = await state.install_server(name, config=call.body.get("config") or {},
-                                                staged=bool(call.body.get("staged", False)))
+                                                staged=call.body.get("staged"))
         except ManifestError as exc:
-            raise ApiError(400, "invalid_config", str(exc)) from None
+            raise ApiError(409, "invalid_config", str(exc)) from None
         except InstallError as exc:
             raise ApiError(502, "install_failed", str(exc)) from None
     changed = previous is None or previous.runtime_hash != record.runtime_hash

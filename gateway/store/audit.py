@@ -7,6 +7,8 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.store.db import transaction
+
 COLUMNS = ("at", "sandbox_id", "server", "profile", "user", "method", "host", "port", "path", "status",
            "bytes_up", "bytes_down", "decision", "reason")
 
@@ -20,15 +22,10 @@ class EgressAudit:
             return
         placeholders = ", ".join("?" for _ in COLUMNS)
         values = [tuple(row[c] for c in COLUMNS) for row in rows]
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(self._conn):
             await self._conn.executemany(
                 f"INSERT INTO egress_audit({', '.join(COLUMNS)}) VALUES ({placeholders})", values  # noqa: S608
             )
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
 
     async def page(self, *, before_id: int | None = None, after_id: int | None = None, limit: int = 100,
                    server: str | None = None, decision: str | None = None) -> list[dict[str, Any]]:

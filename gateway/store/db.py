@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
@@ -65,3 +69,25 @@ async def migrate(conn: aiosqlite.Connection) -> int:
 
 def _statements(sql: str) -> list[str]:
     return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+_TX_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error), one at a time per connection.
+
+    The gateway shares one connection between coroutines; without the lock a second BEGIN would fail
+    ("cannot start a transaction within a transaction") or one writer's statements would land inside
+    another's transaction.
+    """
+    lock = _TX_LOCKS.setdefault(conn, asyncio.Lock())
+    async with lock:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")

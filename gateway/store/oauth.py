@@ -165,7 +165,8 @@ class OAuthVendors:
                 (*values, client_secret, now, existing.id),
             )
         row = await self.get(name)
-        assert row is not None
+        if row is None:  # deleted by a concurrent request between the write and this read
+            raise LookupError(f"vendor {name!r} was deleted while it was being saved")
         return row, existing is None
 
     async def get(self, name: str) -> VendorRow | None:

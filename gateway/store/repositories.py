@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.store.db import StoreError
+from gateway.store.db import StoreError, transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +93,7 @@ class Servers:
         self._conn = conn
 
     async def record_install(self, server: InstalledServer) -> None:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(self._conn):
             await self._conn.execute("UPDATE servers SET active = 0 WHERE name = ?", (server.name,))
             await self._conn.execute(
                 "INSERT INTO servers(name, version, manifest_json, runtime_hash, install_dir, installed_at, active)"
@@ -104,10 +103,6 @@ class Servers:
                 (server.name, server.version, server.manifest_json, server.runtime_hash, server.install_dir,
                  time.time()),
             )
-            await self._conn.execute("COMMIT")
-        except Exception:
-            await self._conn.execute("ROLLBACK")
-            raise
 
     async def active(self) -> list[InstalledServer]:
         async with self._conn.execute(

@@ -34,7 +34,8 @@ async def cookie_identity(request: web.Request) -> web.StreamResponse | None:
     resolved = await sessions.resolve(request.cookies.get(sessions.cookie))
     if resolved is None:
         return None
-    if request.method not in SAFE_METHODS:
+    # Starting a login has its own strict Origin check (it must work before any session exists).
+    if request.method not in SAFE_METHODS and request.path != "/auth/login":
         presented = request.headers.get(CSRF_HEADER)
         if presented is None and request.content_type in FORM_TYPES:
             presented = str((await request.post()).get(CSRF_FIELD, ""))

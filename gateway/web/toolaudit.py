@@ -33,7 +33,6 @@ class ToolCallWriter:
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.dropped = 0
-        self._flushed = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tool-call-audit")
@@ -65,12 +64,6 @@ class ToolCallWriter:
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
         self.dropped += len(rows)
         log.error("dropped %d tool-call audit rows after repeated write failures", len(rows))
-
-    async def drain(self, timeout_s: float = 5.0) -> None:
-        """Wait until everything queued so far is written (tests, shutdown)."""
-        deadline = time.monotonic() + timeout_s
-        while not self._queue.empty() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         if self._task:

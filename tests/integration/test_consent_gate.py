@@ -106,7 +106,8 @@ def test_no_consent_no_process_then_grant_then_upgrade(gw: Gateway, dana: str, r
 
     # 3. The registry publishes a new version that may reach one more host; the admin installs it.
     _publish(registry, _echo_manifest("0.2.1", ["api.example.com", NEW_HOST]))
-    status, installed = api(gw, "POST", "/api/servers/install", {"name": "echo"})
+    # (Not staged: an upgrade would otherwise keep 0.2.0 serving dana until she approves 0.2.1.)
+    status, installed = api(gw, "POST", "/api/servers/install", {"name": "echo", "staged": False})
     assert status == 200 and installed["changed"] and installed["version"] == "0.2.1"
     assert _wait(lambda: not Path(f"/proc/{sandbox_pid}").exists()), "the old sandbox kept running"
     status, view = api(gw, "GET", "/api/consent/echo", token=dana)

@@ -96,5 +96,5 @@ def test_settings_parse() -> None:
 def test_config_names_the_variable() -> None:
     from gateway.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match="^GIG_TRUST_PROXY: "):
+    with pytest.raises(ConfigError, match=r"^GIG_TRUST_PROXY: "):
         load_config({"GIG_BEARER_TOKEN": "x" * 20, "GIG_TRUST_PROXY": "sometimes", "GIG_DATA_DIR": "/tmp/gig-cfg"})

@@ -26,11 +26,12 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from tests.support.gateway import REPO, free_port
+from tests.support.gateway import REPO, Gateway, free_port
 
 SOURCE = Path(__file__).resolve().parent
 INSTALL_DIR = REPO / ".tools" / "idp"
 CLIENT_ID = "gigmcp"
+DASHBOARD_CLIENT_ID = "gigmcp-dashboard"
 
 
 class IdpUnavailable(RuntimeError):
@@ -69,6 +70,8 @@ class Idp:
     log_path: Path | None = None
     client_id: str = CLIENT_ID
     metadata: dict[str, Any] = field(default_factory=dict)  # RFC 8414 authorization server metadata
+    dashboard_client_id: str = DASHBOARD_CLIENT_ID
+    dashboard_client_secret: str = ""  # set when started with a dashboard redirect URI
 
     @property
     def issuer(self) -> str:
@@ -109,9 +112,11 @@ class Idp:
 
 
 @contextlib.contextmanager
-def running_idp(redirect_uri: str, *, access_ttl: int = 3, log_dir: Path) -> Iterator[Idp]:
+def running_idp(redirect_uri: str, *, access_ttl: int = 3, log_dir: Path, dashboard_redirect: str | None = None,
+                dashboard_post_logout: str | None = None, port: int | None = None) -> Iterator[Idp]:
+    """`dashboard_redirect` adds the confidential client of the dashboard's OIDC login (`/auth/callback`)."""
     directory = ensure_installed()
-    idp = Idp(port=free_port(), client_secret="idp-secret-" + os.urandom(8).hex())
+    idp = Idp(port=port or free_port(), client_secret="idp-secret-" + os.urandom(8).hex())
     idp.log_path = log_dir / f"idp-{idp.port}.log"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -123,6 +128,10 @@ def running_idp(redirect_uri: str, *, access_ttl: int = 3, log_dir: Path) -> Ite
         "ACCESS_TTL": str(access_ttl),
         "NODE_NO_WARNINGS": "1",
     }
+    if dashboard_redirect:
+        idp.dashboard_client_secret = "dash-secret-" + os.urandom(8).hex()
+        env |= {"DASHBOARD_CLIENT_ID": idp.dashboard_client_id, "DASHBOARD_CLIENT_SECRET": idp.dashboard_client_secret,
+                "DASHBOARD_REDIRECT_URI": dashboard_redirect, "DASHBOARD_POST_LOGOUT": dashboard_post_logout or ""}
     log = open(idp.log_path, "wb")  # noqa: SIM115 - handed to the child process
     idp.proc = subprocess.Popen(["node", "idp.mjs"], cwd=directory, env=env, stdout=log, stderr=log)
     try:
@@ -169,3 +178,42 @@ async def headless_authorize(session: aiohttp.ClientSession, authorize_url: str,
         async with session.post(action, data=data, allow_redirects=False) as resp:
             url = urljoin(action, resp.headers["Location"])
     raise AssertionError("the IdP never redirected back to the gateway")
+
+
+@contextlib.contextmanager
+def oidc_gateway(log_dir: Path, *, install: str = "echo", roles_claim: str = "groups",
+                 admin_role: str = "gig-admin", env: dict[str, str] | None = None) -> Iterator[tuple[Gateway, Idp]]:
+    """A gateway whose dashboard logs in at a fresh test IdP (both stopped on exit).
+
+    The IdP's `admin…` logins are in the `gig-admin` group, every login in `staff`.
+    """
+    gw = Gateway(install=install)
+    with running_idp("http://127.0.0.1:1/oauth/callback", log_dir=log_dir,
+                     dashboard_redirect=f"{gw.url}/auth/callback", dashboard_post_logout=f"{gw.url}/login") as idp:
+        scopes = "openid profile email " + ("groups" if roles_claim == "groups" else "roles")
+        gw.env.update({
+            "GIG_OIDC_ISSUER": idp.issuer, "GIG_OIDC_CLIENT_ID": idp.dashboard_client_id,
+            "GIG_OIDC_CLIENT_SECRET": idp.dashboard_client_secret, "GIG_OIDC_ROLES_CLAIM": roles_claim,
+            "GIG_OIDC_ADMIN_ROLE": admin_role, "GIG_OIDC_SCOPES": scopes, **(env or {}),
+        })
+        gw.start()
+        try:
+            yield gw, idp
+        finally:
+            gw.stop()
+
+
+async def dashboard_login(session: aiohttp.ClientSession, gw: Gateway, user: str) -> str:
+    """Sign `session` in to the gateway's dashboard as `user` (headless); returns the CSRF token of the session."""
+    async with session.post(f"{gw.url}/auth/login", data={"next": "/"}, headers={"Origin": gw.url},
+                            allow_redirects=False) as resp:
+        assert resp.status == 303, await resp.text()
+        authorize = resp.headers["Location"]
+    callback = await headless_authorize(session, authorize, f"{gw.url}/auth/callback", user=user)
+    async with session.get(callback, allow_redirects=False) as resp:
+        assert resp.status == 303, await resp.text()
+    async with session.get(f"{gw.url}/account") as resp:
+        html = await resp.text()
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert match, html[:500]
+    return match.group(1)

@@ -1,7 +1,9 @@
 // gigmcp's test OAuth/OIDC provider (oidc-provider). Tests only: dev keys, in-memory state, any login.
 //
 // env: PORT (required), CLIENT_ID, CLIENT_SECRET, REDIRECT_URI (the gateway's /oauth/callback),
-//      ACCESS_TTL (seconds, default 3), REFRESH_TTL (seconds, default 86400)
+//      ACCESS_TTL (seconds, default 3), REFRESH_TTL (seconds, default 86400),
+//      DASHBOARD_CLIENT_ID, DASHBOARD_CLIENT_SECRET, DASHBOARD_REDIRECT_URI (/auth/callback),
+//      DASHBOARD_POST_LOGOUT (where RP-initiated logout returns): the dashboard's OIDC login client
 //
 // One confidential client (client_secret_basic, PKCE required). Plain OAuth 2.0 scopes (`api`,
 // `read_user`) as GitLab has them, refresh tokens for every code grant, rotated on every use; reusing a
@@ -20,18 +22,54 @@ const count = (grantType, outcome) => {
   slot[outcome] += 1;
 };
 
-const provider = new Provider(ISSUER, {
-  clients: [{
-    client_id: process.env.CLIENT_ID || 'gigmcp',
-    client_secret: process.env.CLIENT_SECRET || 'test-client-secret',
-    redirect_uris: [process.env.REDIRECT_URI],
-    grant_types: ['authorization_code', 'refresh_token'],
+const clients = [{
+  client_id: process.env.CLIENT_ID || 'gigmcp',
+  client_secret: process.env.CLIENT_SECRET || 'test-client-secret',
+  redirect_uris: [process.env.REDIRECT_URI],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+}];
+// The dashboard's OIDC login (DASHBOARD_*): a second confidential client with RP-initiated logout.
+if (process.env.DASHBOARD_CLIENT_ID) {
+  clients.push({
+    client_id: process.env.DASHBOARD_CLIENT_ID,
+    client_secret: process.env.DASHBOARD_CLIENT_SECRET,
+    redirect_uris: [process.env.DASHBOARD_REDIRECT_URI],
+    post_logout_redirect_uris: process.env.DASHBOARD_POST_LOGOUT ? [process.env.DASHBOARD_POST_LOGOUT] : [],
+    grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
-  }],
+  });
+}
+
+// Any login works; a login starting with "admin" is in the admin group (both claim shapes, as
+// `groups` and as Zitadel's project roles map), every login is in "staff".
+const accountClaims = (id) => {
+  const roles = id.startsWith('admin') ? ['gig-admin', 'staff'] : ['staff'];
+  return {
+    sub: id,
+    name: `Test ${id}`,
+    preferred_username: id,
+    email: `${id}@example.test`,
+    email_verified: true,
+    groups: roles,
+    'urn:zitadel:iam:org:project:roles': Object.fromEntries(roles.map((r) => [r, { '1234': 'example.test' }])),
+  };
+};
+
+const provider = new Provider(ISSUER, {
+  clients,
   pkce: { required: () => true },
-  scopes: ['openid', 'offline_access', 'api', 'read_user'],
-  findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+  scopes: ['openid', 'offline_access', 'api', 'read_user', 'profile', 'email', 'groups', 'roles'],
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email', 'email_verified'],
+    groups: ['groups'],
+    roles: ['urn:zitadel:iam:org:project:roles'],
+  },
+  findAccount: async (ctx, id) => ({ accountId: id, claims: async () => accountClaims(id) }),
   cookies: { keys: ['gigmcp-test-idp-cookie-key'] },
   ttl: {
     AccessToken: ACCESS_TTL,
