@@ -10,6 +10,8 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.store.db import transaction
+
 COLUMNS = ("at", "user", "profile_id", "server", "tool", "duration_ms", "outcome", "error_class")
 
 
@@ -22,15 +24,10 @@ class ToolCalls:
             return
         placeholders = ", ".join("?" for _ in COLUMNS)
         values = [tuple(row[c] for c in COLUMNS) for row in rows]
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(self._conn):
             await self._conn.executemany(
                 f"INSERT INTO tool_calls({', '.join(COLUMNS)}) VALUES ({placeholders})", values  # noqa: S608
             )
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
 
     async def page(self, *, before_id: int | None = None, limit: int = 50, user: str | None = None,
                    server: str | None = None, outcome: str | None = None, since: float | None = None,

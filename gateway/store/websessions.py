@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from gateway.store.db import transaction
 from gateway.store.repositories import User
 
 
@@ -89,8 +90,7 @@ class Identities:
                             display_name: str, roles: tuple[str, ...]) -> User:
         """Create a user under the first free name of `names` and link it to (issuer, subject), atomically."""
         now = time.time()
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(self._conn):
             user_id = None
             for name in names:
                 try:
@@ -108,18 +108,13 @@ class Identities:
                 " last_login_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (issuer, subject, user_id, email, display_name, json.dumps(list(roles)), now, now),
             )
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
         return User(int(user_id), chosen, role, now)
 
     async def refresh(self, issuer: str, subject: str, role: str, *, email: str, display_name: str,
                       roles: tuple[str, ...]) -> None:
         """Every login refreshes what the IdP says: email, name, roles and so the user's role."""
         now = time.time()
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(self._conn):
             await self._conn.execute(
                 "UPDATE oidc_identities SET email = ?, display_name = ?, roles = ?, last_login_at = ?"
                 " WHERE issuer = ? AND subject = ?",
@@ -129,10 +124,6 @@ class Identities:
                 "UPDATE users SET role = ? WHERE id = (SELECT user_id FROM oidc_identities"
                 " WHERE issuer = ? AND subject = ?)", (role, issuer, subject),
             )
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
 
     async def all(self) -> dict[int, Identity]:
         async with self._conn.execute(
