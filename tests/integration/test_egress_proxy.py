@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest_egress import (
+from tests.integration.conftest_egress import (
     Netns,
     Pki,
     Upstream,

@@ -8,7 +8,7 @@ import statistics
 import subprocess
 
 import pytest
-from conftest_egress import Netns, needs_root
+from tests.integration.conftest_egress import Netns, needs_root
 
 from sandbox.network import NetworkError, NetworkManager
 
