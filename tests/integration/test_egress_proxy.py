@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from egress.audit import AuditRecord
+from egress.policy import CredentialInjection, EgressRule, SandboxPolicy, new_placeholder
+from egress.supervisor import EgressSupervisor
+from sandbox.firewall import FirewallConfig, firewall_down, firewall_up
+from sandbox.network import NetworkManager
+from sandbox.spec import NetworkPlan
 from tests.integration.conftest_egress import (
     Netns,
     Pki,
@@ -23,13 +30,6 @@ from tests.integration.conftest_egress import (
     pki,  # noqa: F401  (fixture)
     upstream,  # noqa: F401  (fixture)
 )
-
-from egress.audit import AuditRecord
-from egress.policy import CredentialInjection, EgressRule, SandboxPolicy, new_placeholder
-from egress.supervisor import EgressSupervisor
-from sandbox.firewall import FirewallConfig, firewall_down, firewall_up
-from sandbox.network import NetworkManager
-from sandbox.spec import NetworkPlan
 
 pytestmark = [pytest.mark.root, needs_root(), pytest.mark.timeout(60)]
 

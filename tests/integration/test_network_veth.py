@@ -8,9 +8,9 @@ import statistics
 import subprocess
 
 import pytest
-from tests.integration.conftest_egress import Netns, needs_root
 
 from sandbox.network import NetworkError, NetworkManager
+from tests.integration.conftest_egress import Netns, needs_root
 
 pytestmark = [pytest.mark.root, needs_root(), pytest.mark.timeout(60)]
 
