@@ -136,6 +136,22 @@ class GatewayState:
         return record
 
 
+    async def uninstall_server(self, name: str) -> bool:
+        """Stop its sandboxes, then remove it and what hangs on it; the install directories go too."""
+        if name not in self.installed:
+            return False
+        await self.supervisor.stop_matching(lambda key: isinstance(key, tuple) and key[0] == name, "uninstalled")
+        if not await self.store.servers.uninstall(name):
+            return False
+        self.installed.pop(name, None)
+        if self.upgrades is not None:
+            self.upgrades.clear(name)
+        self.aggregates.clear()
+        for path in self.config.servers_dir.glob(f"{name}@*"):
+            await asyncio.to_thread(shutil.rmtree, path, True)
+        return True
+
+
 # ---- middleware -------------------------------------------------------------------------------
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}

@@ -92,11 +92,22 @@ async def install(call: Call) -> web.StreamResponse:
                "changed": changed})
 
 
+async def uninstall(call: Call) -> web.StreamResponse:
+    name = call.path["server"]
+    async with _install_lock:
+        if not await call.state.uninstall_server(name):
+            not_found(f"installed server {name!r}")
+    return ok({"uninstalled": name})
+
+
 ROUTES = [
     Route("GET", "/api/servers", "Installed servers and the catalog", "servers", None, access="admin",
           replies={200: Reply("installed servers and catalog names", SERVER_INDEX)}),
     Route("GET", "/api/servers/{server}", "An installed server's manifest and the caller's consent to it",
           "servers", show, replies={200: Reply("the server", SERVER)}),
+    Route("DELETE", "/api/servers/{server}", "Uninstall a server: its sandboxes stop, and its profile memberships, "
+          "tool toggles, consents and stored credentials are removed", "servers", uninstall, access="admin",
+          replies={200: Reply("uninstalled", obj({"uninstalled": SERVER_NAME}, ["uninstalled"]))}),
     Route("POST", "/api/servers/install", "Install (or upgrade) a server from the catalog; a changed manifest stops "
           "its sandboxes and needs new consent", "servers", install, access="admin", body=INSTALL,
           replies={200: Reply("installed", INSTALLED)}),

@@ -104,6 +104,17 @@ class Servers:
                  time.time()),
             )
 
+    async def uninstall(self, name: str) -> bool:
+        """Remove a server from the instance, with everything that only made sense while installed:
+        profile memberships, tool toggles, consents and users' stored credentials for it."""
+        async with transaction(self._conn):
+            cur = await self._conn.execute("UPDATE servers SET active = 0 WHERE name = ? AND active = 1", (name,))
+            if cur.rowcount == 0:
+                return False
+            for table in ("profile_servers", "tool_settings", "consents", "credentials"):
+                await self._conn.execute(f"DELETE FROM {table} WHERE server_name = ?", (name,))  # noqa: S608
+        return True
+
     async def active(self) -> list[InstalledServer]:
         async with self._conn.execute(
             "SELECT name, version, manifest_json, runtime_hash, install_dir FROM servers WHERE active = 1"

@@ -88,7 +88,3 @@ async def egress_page(conn: aiosqlite.Connection, *, before_id: int | None = Non
     return [dict(zip(("id", *EGRESS_COLUMNS), tuple(r), strict=True)) for r in rows]
 
 
-async def deactivate_server(conn: aiosqlite.Connection, name: str) -> bool:
-    """Uninstall: the server stops being active (its rows stay, so consents and history keep their meaning)."""
-    cur = await conn.execute("UPDATE servers SET active = 0 WHERE name = ? AND active = 1", (name,))
-    return cur.rowcount > 0

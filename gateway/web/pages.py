@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.access import declared_tools
-from gateway.store.toolcalls import ToolCalls, deactivate_server, egress_page
+from gateway.store.toolcalls import ToolCalls, egress_page
 from gateway.web.context import back, form, page, render, require_admin, state_of, viewer, web_of
 from gateway.web.heatmap import weeks
 from gateway.web.invoke import invoke, message
@@ -246,13 +246,8 @@ async def catalog_uninstall(request: web.Request) -> web.StreamResponse:
     require_admin(request)
     state = state_of(request)
     name = request.match_info["server"]
-    if name not in state.installed or not await deactivate_server(state.store.conn, name):
+    if not await state.uninstall_server(name):
         back("/catalog", err=f"{name} is not installed")
-    state.installed.pop(name, None)
-    if state.upgrades is not None:
-        state.upgrades.clear(name)
-    await state.supervisor.stop_matching(lambda key: isinstance(key, tuple) and key[0] == name, "uninstalled")
-    state.aggregates.clear()
     back("/catalog", ok=f"{name} uninstalled")
 
 
