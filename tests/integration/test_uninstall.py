@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from tests.support.api import api
 from tests.integration.test_gateway_supervisor import _wait_gone
+from tests.support.api import api
 from tests.support.gateway import RawSession, running_gateway, shared_data_dir
 
 pytestmark = [pytest.mark.root]
