@@ -347,11 +347,6 @@ async def list_servers(request: web.Request) -> web.Response:
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard_middleware])
     app[METRICS] = Metrics()
-    if config.auth_rate_limit_rps > 0:
-        refused = app[METRICS].rate_limited.labels("address")
-        app.middlewares.append(address_limit_middleware(
-            RateLimiter(config.auth_rate_limit_rps, config.auth_rate_limit_burst), ADDRESS_LIMITED,
-            lambda request: client_of(request).address, lambda _path: refused.inc()))
     app.cleanup_ctx.append(_lifecycle(config))
     app.router.add_route("*", "/mcp", mcp_handler)
     app.router.add_route("*", "/mcp/p/{slug}", mcp_handler)
@@ -364,6 +359,14 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/api/audit/egress", list_egress_audit)
     setup_api_routes(app)
     setup_web(app)  # dashboard pages, /login and /auth/* (OIDC)
+    if config.auth_rate_limit_rps > 0:
+        # After the API's identity middleware: a request with a valid credential is not a guess, and its
+        # token has its own budget; anonymous and failed attempts and browser logins count per address.
+        refused = app[METRICS].rate_limited.labels("address")
+        app.middlewares.append(address_limit_middleware(
+            RateLimiter(config.auth_rate_limit_rps, config.auth_rate_limit_burst), ADDRESS_LIMITED,
+            lambda request: client_of(request).address, lambda _path: refused.inc(),
+            exempt=lambda request: request.path.startswith("/api/") and _principal(request) is not None))
     return app
 
 

@@ -79,17 +79,21 @@ ClientAddress = Callable[[web.Request], str]
 
 
 def address_limit_middleware(limiter: RateLimiter, prefixes: Iterable[str], client_address: ClientAddress,
-                             on_refused: Callable[[str], None] | None = None) -> Middleware:
+                             on_refused: Callable[[str], None] | None = None,
+                             exempt: Callable[[web.Request], bool] | None = None) -> Middleware:
     """An aiohttp middleware limiting requests under `prefixes` per client address (429 + Retry-After).
 
-    Reusable for any login-like route: the caller decides which paths, and how the client address
-    is found (see `gateway.forwarded`, so that a proxy's address is not everybody's address).
+    Reusable for any login-like route: the caller decides which paths, how the client address is
+    found (see `gateway.forwarded`, so that a proxy's address is not everybody's address), and which
+    requests do not count (`exempt`, e.g. ones already authenticated by a valid credential).
     """
     paths = tuple(prefixes)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not any(request.path == p or request.path.startswith(p.rstrip("/") + "/") for p in paths):
+            return await handler(request)
+        if exempt is not None and exempt(request):
             return await handler(request)
         wait = limiter.take(("address", client_address(request)))
         if wait > 0:

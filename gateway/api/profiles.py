@@ -78,7 +78,8 @@ async def patch_profile(call: Call) -> web.StreamResponse:
     elif not call.body["default"] and profile.is_default:
         conflict("a user always has a default profile: make another profile the default instead")
     updated = await store.profiles.by_id(profile.id)
-    assert updated is not None
+    if updated is None:  # deleted by a concurrent request
+        not_found(f"profile {call.path['slug']!r}")
     return ok(await profile_data(call, updated))
 
 

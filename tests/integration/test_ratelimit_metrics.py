@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.root]
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[Gateway]:
-    env = {"GIG_RATE_LIMIT_RPS": "1", "GIG_RATE_LIMIT_BURST": "3", "GIG_AUTH_RATE_LIMIT_RPS": "0.5",
+    env = {"GIG_RATE_LIMIT_RPS": "0.5", "GIG_RATE_LIMIT_BURST": "3", "GIG_AUTH_RATE_LIMIT_RPS": "0.5",
            "GIG_AUTH_RATE_LIMIT_BURST": "4", "GIG_EGRESS": "false"}
     with running_gateway(env=env) as gateway:
         yield gateway
@@ -41,6 +41,7 @@ def value(data: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
 async def test_burst_refill_and_error_text(gw: Gateway) -> None:
     before = samples(gw)
     async with mcp_client(gw.mcp_url, "legacy") as client:
+        assert (await client.list_tools()).tools  # starts the sandbox, so the calls below are quick
         results = [await client.call_tool("echo_echo", {"message": str(i)}) for i in range(4)]
         assert [r.is_error for r in results] == [False, False, False, True]
         text = results[3].content[0].text
@@ -48,7 +49,7 @@ async def test_burst_refill_and_error_text(gw: Gateway) -> None:
         # Other methods are not limited.
         for _ in range(5):
             assert (await client.list_tools()).tools
-        time.sleep(1.1)  # one token refills per second
+        time.sleep(2.1)  # one token refills every two seconds
         refilled = await client.call_tool("echo_echo", {"message": "again"})
         assert not refilled.is_error and refilled.content[0].text == "again"
         assert (await client.call_tool("echo_echo", {"message": "too soon"})).is_error
@@ -68,12 +69,16 @@ async def test_burst_refill_and_error_text(gw: Gateway) -> None:
 
 
 def test_token_routes_are_limited_per_address(gw: Gateway) -> None:
-    statuses = [gw.request("GET", "/api/tokens")[0] for _ in range(6)]
-    assert statuses[:4] == [200] * 4 and statuses[4] == 429
-    status, headers, body = gw.request("GET", "/api/tokens")
+    # Anonymous and failed attempts count per address; a valid credential is not a guess.
+    bad = {"Authorization": "Bearer gig_not-a-real-token-at-all"}
+    statuses = [gw.request("GET", "/api/tokens", headers=bad, auth=False)[0] for _ in range(5)]
+    assert statuses[:4] == [401] * 4 and statuses[4] == 429
+    status, headers, body = gw.request("POST", "/api/tokens", b"{}", auth=False)
     assert status == 429 and int(headers["Retry-After"]) >= 1 and b"rate_limited" in body
-    assert gw.request("GET", "/api/servers")[0] == 200  # other routes are not
-    assert value(samples(gw), "gig_rate_limited_total", scope="address") >= 2
+    assert gw.request("GET", "/oauth/callback?state=x&code=y", auth=False)[0] == 429
+    assert [gw.request("GET", "/api/tokens")[0] for _ in range(3)] == [200] * 3
+    assert gw.request("GET", "/api/servers", auth=False)[0] == 401  # other routes are not limited
+    assert value(samples(gw), "gig_rate_limited_total", scope="address") >= 3
 
 
 def test_metrics_need_the_admin_token(gw: Gateway) -> None:
