@@ -417,7 +417,7 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
 
             async def audit_sink(record: AuditRecord) -> None:
                 egress_decisions.labels(record.server or "unknown", record.decision).inc()
-                await audit.submit(record)
+                await audit.submit_record(record)
 
             networking = None
             if config.egress_enabled:

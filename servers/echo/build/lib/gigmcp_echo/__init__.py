@@ -1,1 +1,0 @@
-"""gigmcp-echo: a small stdio MCP server used for demos and for testing the gateway end to end."""
