@@ -125,6 +125,11 @@ class LiveBackend:
         await self._run_exit_hooks()
         self.done.set()
 
+    @property
+    def alive(self) -> bool:
+        """False as soon as the server's stdout closed or the process ended, before the exit is reaped."""
+        return not self.session.closed.is_set() and self.process.returncode is None
+
     def describe(self) -> dict[str, Any]:
         return {
             "server": self.server,

@@ -166,8 +166,18 @@ class Supervisor[W: Worker]:
     async def _ensure(self, slot: Slot) -> W:
         if self._draining:
             raise Unavailable("the gateway is shutting down")
-        if slot.worker is not None and not slot.worker.done.is_set():
-            return slot.worker  # type: ignore[return-value]
+        worker = slot.worker
+        if worker is not None and not worker.done.is_set():
+            if getattr(worker, "alive", True):
+                return worker  # type: ignore[return-value]
+            # It is dying (its pipe closed) but not yet reaped: let the watcher record why, then decide
+            # as for any crash — restart now, or back off after repeated crashes.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.done.wait(), 5.0)
+            await asyncio.sleep(0)  # the watcher runs as soon as `done` is set
+            if worker.done.is_set():
+                return await self._ensure(slot)
+            raise Unavailable("the server stopped answering; it is being restarted")
         now = time.monotonic()
         if slot.retry_at > now:
             raise Unavailable(

@@ -17,6 +17,7 @@ class FakeWorker:
         self.done = asyncio.Event()
         self.exit_reason = ""
         self.closed = False
+        self.alive = True
 
     async def aclose(self) -> None:
         self.closed = True
@@ -152,3 +153,21 @@ async def test_drain_waits_for_in_flight_work() -> None:
 def test_backoff_grows_and_caps() -> None:
     backoff = Backoff(0.5, 4.0, 60.0)
     assert [backoff.delay(n) for n in range(1, 7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+async def test_a_dying_worker_is_not_handed_out() -> None:
+    factory = Factory()
+    sup = make(factory)
+    async with sup.lease("k") as first:
+        pass
+    first.alive = False  # its pipe closed; the exit is reaped a moment later
+
+    async def reap_later() -> None:
+        await asyncio.sleep(0.1)
+        first.crash("exited with status 1")
+
+    reaper = asyncio.create_task(reap_later())
+    async with sup.lease("k") as second:
+        assert second is not first
+    await reaper
+    assert sup.snapshot()[0]["last_error"] == "exited with status 1"
