@@ -6,6 +6,7 @@ executor. Annotations are computed from the actions a tool can reach.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ def _hints(actions: Sequence[Action]) -> tuple[bool, bool, bool]:
     return read_only, destructive, idempotent
 
 
-class Surface:
+class Surface(abc.ABC):
     """Base: holds the policy-filtered actions and the executor."""
 
     name = ""
@@ -54,11 +55,13 @@ class Surface:
         self.policy = policy
         self.actions = policy.visible()
 
+    @abc.abstractmethod
     def tools(self) -> list[ToolDef]:
-        raise NotImplementedError
+        """The MCP tools this surface lists."""
 
+    @abc.abstractmethod
     async def call(self, executor: Executor, tool: str, arguments: Mapping[str, Any]) -> Outcome:
-        raise NotImplementedError
+        """Run one call of one of `tools()`."""
 
     def instructions(self) -> str:
         mode = []
