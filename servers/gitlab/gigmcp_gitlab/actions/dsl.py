@@ -149,3 +149,31 @@ def arr(name: str, desc: str, item_type: str = "string", required: bool = False,
 
 def e(name: str, desc: str, values: tuple[str, ...], required: bool = False, **kw: Any) -> Param:
     return Param(name, "string", desc, required, enum=values, **kw)
+
+
+NOTE_COLUMNS = ("id", "author", "created_at", "system", "body")
+
+
+def note_actions(
+    prefix: str,
+    domain: str,
+    base: str,
+    parent: Param,
+    noun: str,
+    *,
+    create_summary: str,
+    internal_desc: str,
+    create_aliases: tuple[str, ...],
+) -> tuple[Action, ...]:
+    """The four comment (note) actions GitLab offers on an issue, a merge request, ...: one shape, one place."""
+    return (
+        lst(f"{prefix}_note_list", domain, f"List comments (notes) on {noun}", base + "/notes", PROJECT, parent,
+            SORT, e("order_by", "Order field", ("created_at", "updated_at")), columns=NOTE_COLUMNS,
+            text_fields=("body",), aliases=("comments",)),
+        post(f"{prefix}_note_create", domain, create_summary, base + "/notes", PROJECT, parent, BODY,
+             b("internal", internal_desc), guard=("body",), text_fields=("body",), aliases=create_aliases),
+        put(f"{prefix}_note_update", domain, f"Edit a comment on {noun}", base + "/notes/{note_id}", PROJECT,
+            parent, NOTE_ID, BODY, guard=("body",), text_fields=("body",)),
+        delete(f"{prefix}_note_delete", domain, f"Delete a comment on {noun}", base + "/notes/{note_id}", PROJECT,
+               parent, NOTE_ID),
+    )
