@@ -33,19 +33,28 @@ def test_sources_compile_on_system_python() -> None:
     assert out.stdout.startswith("ok 3.")
 
 
-def _py311_with_package() -> str | None:
-    """An interpreter given by GITLAB_PY311_PYTHON (a 3.11 venv with gigmcp-gitlab installed), if usable."""
+@pytest.fixture(scope="module")
+def py311_with_package(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """GITLAB_PY311_PYTHON if given, else a fresh venv of the system Python with gigmcp-gitlab installed
+    (what the gateway builds for the sandbox)."""
     candidate = os.environ.get("GITLAB_PY311_PYTHON", "")
-    if not candidate or not shutil.which(candidate):
-        return None
-    probe = subprocess.run([candidate, "-c", "import gigmcp_gitlab.server"], capture_output=True, timeout=60)
-    return candidate if probe.returncode == 0 else None
+    if candidate and shutil.which(candidate):
+        return candidate
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("no system python3 to build a venv with")
+    root = tmp_path_factory.mktemp("py311")
+    source = root / "src"
+    # A private copy: pip writes build artifacts next to the sources.
+    shutil.copytree(REPO_ROOT / "servers" / "gitlab", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(root / "venv")], check=True, timeout=120)
+    python = str(root / "venv" / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
+                   check=True, timeout=600, capture_output=True)
+    return python
 
 
-async def test_stdio_on_python311(fake: Running) -> None:
-    python = _py311_with_package()
-    if python is None:
-        pytest.skip("set GITLAB_PY311_PYTHON to a Python 3.11 venv with servers/gitlab installed")
+async def test_stdio_on_python311(fake: Running, py311_with_package: str) -> None:
+    python = py311_with_package
     params = StdioServerParameters(command=python, args=["-m", "gigmcp_gitlab"], env=env_for(fake))
     async with Client(params, read_timeout_seconds=60) as client:
         result = await run(client, "mr_changed_files", {"project": PROJECT, "mr_iid": 1})
