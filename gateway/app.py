@@ -33,6 +33,7 @@ from gateway.installer import install
 from gateway.logs import REQUEST_ID
 from gateway.mcp import bridge
 from gateway.mcp.aggregator import Member, ProfileAggregate
+from gateway.mcp.fastpath import FastPath
 from gateway.mcp.frontdoor import SCOPE_KEY, FrontDoor, RequestIdentity
 from gateway.metrics import CONTENT_TYPE, LiveSources, Metrics, ToolCallObserver
 from gateway.modes import ModePolicy, profile_modes
@@ -74,6 +75,7 @@ class GatewayState:
     installed: dict[str, InstalledServer] = field(default_factory=dict)
     upgrades: StagedUpgrades | None = None  # versions held for users who have not approved an upgrade yet
     aggregates: dict[int, ProfileAggregate] = field(default_factory=dict)
+    fastpath: FastPath | None = None  # tools/call answered beside the SDK (GIG_FAST_PATH)
     started_at: float = field(default_factory=time.time)
 
     async def aggregate_for(self, profile: Profile) -> ProfileAggregate:
@@ -266,6 +268,10 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
     # The SDK binds a session to this principal: another credential presenting the session id gets 404.
     token = AccessToken(token="-", client_id=principal.token_id, scopes=[], subject=principal.user)
     sdk_user = AuthenticatedUser(token)
+    if state.fastpath is not None:
+        fast = await state.fastpath.handle(request, body, identity, sdk_user)
+        if fast is not None:
+            return fast
     return await bridge.serve(
         state.manager.handle_request, request, body, {SCOPE_KEY: identity, "user": sdk_user}
     )
@@ -454,6 +460,8 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
                 audit=audit,
                 networking=networking,
             )
+            if config.fast_path:
+                state.fastpath = FastPath(frontdoor, manager, answer_timeout_s=config.call_timeout_s)
             state_ref.append(state)
             app[STATE] = state
             limiter = (RateLimiter(config.rate_limit_rps, config.rate_limit_burst)

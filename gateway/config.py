@@ -50,6 +50,7 @@ class Config:
     max_body_bytes: int
     call_timeout_s: float
     idle_timeout_s: float
+    fast_path: bool
     max_live_sandboxes: int
     sandbox_uid: int
     sandbox_gid: int
@@ -386,6 +387,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         allowed_hosts=_list(env, "GIG_ALLOWED_HOSTS"),
         max_body_bytes=_int(env, "GIG_MAX_BODY_BYTES", 4 * 1024 * 1024, lo=1024, hi=256 * 1024 * 1024),
         call_timeout_s=_float(env, "GIG_CALL_TIMEOUT", 120.0, lo=0.1, hi=3600.0),
+        fast_path=_bool(env, "GIG_FAST_PATH", True),
         idle_timeout_s=_float(env, "GIG_IDLE_TIMEOUT", 600.0, lo=0.1, hi=86400.0 * 7),
         max_live_sandboxes=_int(env, "GIG_MAX_SANDBOXES", 200, lo=1, hi=10000),
         sandbox_uid=uid,

@@ -168,7 +168,9 @@ class ProfileAggregate:
         raise RoutingError(-32002, f"Resource not found: {public}")
 
     # ---- calls -------------------------------------------------------------------------------
-    async def call_tool(self, name: str, arguments: JSON | None, meta: JSON | None, caller: Caller) -> JSON:
+    async def call_tool(self, name: str, arguments: JSON | None, meta: JSON | None, caller: Caller,
+                        inspect: Callable[[JSON], None] | None = None) -> JSON:
+        """Route a call; `inspect` sees the tool's description first and may refuse by raising."""
         member, tool = self._route_name(name, "tool")
         if not self._enabled_tool(member.server, tool):
             raise RoutingError(INVALID_PARAMS, f"Unknown tool: {name}")
@@ -179,6 +181,8 @@ class ProfileAggregate:
             # A tool hidden by read-only mode answers exactly like one that does not exist.
             if described is None or not self.modes.visible(described):
                 raise RoutingError(INVALID_PARAMS, f"Unknown tool: {name}")
+            if inspect is not None:
+                inspect(described)
             preview = self.modes.preview(name, described, arguments)
             if preview is not None:
                 return preview

@@ -93,19 +93,27 @@ def _connection(ctx: Ctx) -> Connection | None:
 
 
 def _raw_meta(ctx: Ctx) -> JSON:
-    meta = (ctx.params or {}).get("_meta")
+    return meta_of(ctx.params)
+
+
+def meta_of(params: Mapping[str, Any] | None) -> JSON:
+    meta = (params or {}).get("_meta")
     return dict(meta) if isinstance(meta, Mapping) else {}
 
 
-def _forwardable_meta(ctx: Ctx) -> JSON:
+def forwardable_meta(params: Mapping[str, Any] | None) -> JSON:
     # Protocol-level keys describe the front connection, not the backend one.
-    return {k: v for k, v in _raw_meta(ctx).items() if k != "progressToken" and not k.startswith(MODERN_META_PREFIX)}
+    return {k: v for k, v in meta_of(params).items() if k != "progressToken" and not k.startswith(MODERN_META_PREFIX)}
+
+
+def complete_for(protocol_version: str, result: JSON) -> JSON:
+    if protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
+        return {**result, "resultType": "complete"}
+    return result
 
 
 def _complete(ctx: Ctx, result: JSON) -> JSON:
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
-        return {**result, "resultType": "complete"}
-    return result
+    return complete_for(ctx.protocol_version, result)
 
 
 def _mcp_error(exc: Exception) -> MCPError:
@@ -206,22 +214,25 @@ class FrontDoor:
 
     async def _interactive(self, ctx: Ctx, identity: RequestIdentity,
                            call: Callable[[Caller], Awaitable[JSON]]) -> JSON:
+        return await self.interactive(ctx.protocol_version, ctx.params, identity, self._caller(ctx), call)
+
+    async def interactive(self, protocol_version: str, raw: Mapping[str, Any] | None, identity: RequestIdentity,
+                          caller: Caller, call: Callable[[Caller], Awaitable[JSON]]) -> JSON:
         """Run a call that may ask the client for input, in the way the client's protocol era expects.
 
         2025-11-25 clients get the backend's questions as real requests on the call's stream; a
         2026-07-28 client gets `input_required` results and answers by retrying (see `mrtr`).
         """
-        caller = self._caller(ctx)
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return _complete(ctx, await call(caller))
-        raw = ctx.params or {}
+        if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return complete_for(protocol_version, await call(caller))
+        raw = raw or {}
         owner = f"{identity.principal}/{identity.profile_key}"
         state = raw.get("requestState")
         if isinstance(state, str) and state:
             responses = raw.get("inputResponses")
             resumed = await self._rounds.resume(owner, state, responses if isinstance(responses, Mapping) else {})
-            return _complete(ctx, resumed)
-        capabilities = _raw_meta(ctx).get(MODERN_META_PREFIX + "clientCapabilities")
+            return complete_for(protocol_version, resumed)
+        capabilities = meta_of(raw).get(MODERN_META_PREFIX + "clientCapabilities")
 
         async def start(round_: InputRound) -> JSON:
             async def ask(method: str, params: JSON | None, _call: CallContext | None) -> JSON:
@@ -230,7 +241,7 @@ class FrontDoor:
             return await call(Caller(caller.on_progress, caller.on_log, ask))
 
         result = await self._rounds.run(owner, capabilities if isinstance(capabilities, Mapping) else {}, start)
-        return _complete(ctx, result)
+        return complete_for(protocol_version, result)
 
     # ---- handlers -----------------------------------------------------------------------------
     def _list(self, method: str, key: str) -> Callable[[Ctx, Any], Awaitable[JSON]]:
@@ -241,31 +252,36 @@ class FrontDoor:
 
         return handler
 
-    async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> JSON:
+    async def _call_tool(self, ctx: Ctx, _params: types.CallToolRequestParams) -> JSON:
         identity = _identity(ctx)
         self._track(ctx, identity)
-        raw = ctx.params or {}
+        return await self.call_tool(identity, ctx.params or {}, ctx.protocol_version, self._caller(ctx))
+
+    async def call_tool(self, identity: RequestIdentity, raw: Mapping[str, Any], protocol_version: str,
+                        caller: Caller, inspect: Callable[[JSON], None] | None = None) -> JSON:
+        """tools/call for both the SDK's handler and the HTTP fast path (`fastpath`): admit, run, record."""
+        name = str(raw.get("name", ""))
         arguments = raw.get("arguments") if isinstance(raw.get("arguments"), dict) else None
         observer = self.call_observer
         if observer is not None:
-            refusal = observer.admit(identity, params.name)
+            refusal = observer.admit(identity, name)
             if refusal is not None:
-                return _complete(ctx, refusal)
+                return complete_for(protocol_version, refusal)
         started, outcome = time.monotonic(), "error"
         try:
-            result = await self._interactive(ctx, identity, lambda caller: identity.aggregate.call_tool(
-                params.name, arguments, _forwardable_meta(ctx), caller))
+            result = await self.interactive(protocol_version, raw, identity, caller, lambda c: (
+                identity.aggregate.call_tool(name, arguments, forwardable_meta(raw), c, inspect=inspect)))
             outcome = "tool_error" if result.get("isError") is True else "ok"
             return result
         except (BackendError, Unavailable) as exc:
             if isinstance(exc, BackendGone | Unavailable):
                 outcome = "unavailable"
-                server = params.name.split("_", 1)[0]
+                server = name.split("_", 1)[0]
                 raise MCPError(-32000, f"server {server} is unavailable: {exc}") from None
             raise _mcp_error(exc) from None
         finally:
             if observer is not None:
-                observer.finished(identity, params.name, outcome, time.monotonic() - started)
+                observer.finished(identity, name, outcome, time.monotonic() - started)
 
     async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> JSON:
         identity = _identity(ctx)
