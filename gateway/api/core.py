@@ -110,6 +110,7 @@ async def identity_middleware(
     token = bearer_token(request)
     if token:
         state = state_of(request)
+        state.store.cache.begin_request()
         request[PRINCIPAL_KEY] = await state.auth.authenticate(token, state.store)
     else:
         # A browser's session cookie (not on /mcp); a state-changing request must pass the CSRF check.

@@ -15,6 +15,7 @@ reloads cost more than the rest of the call).
 
 from __future__ import annotations
 
+import contextvars
 import sqlite3
 from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
@@ -28,6 +29,10 @@ UNCACHED_TABLES = frozenset({
     GENERATION_TABLE, "schema_version", "tool_calls", "egress_audit", "sandbox_events", "oauth_states",
     "oidc_flows", "oidc_used_codes", "web_sessions"})
 UNCACHED_COLUMNS = {"api_tokens": frozenset({"last_used_at"})}
+# The generation read at the start of the current request (aiohttp runs each request in its own
+# context): one probe per request instead of one per lookup, with the same guarantee — a request
+# that starts after a commit sees it.
+_request_generation: contextvars.ContextVar[int | None] = contextvars.ContextVar("cache_generation", default=None)
 
 
 def install_generation_triggers(db_path: Path) -> None:
@@ -68,18 +73,29 @@ class VersionedCache:
         row = self._probe.execute("SELECT value FROM cache_generation WHERE id = 1").fetchone()
         return int(row[0]) if row else -1
 
-    async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+    def begin_request(self) -> None:
+        """Read the generation once for the request running in this context."""
         version = self._data_version()
+        self._sync(version)
+        _request_generation.set(version)
+
+    def _sync(self, version: int) -> None:
         if version != self._version:
             self._entries.clear()
             self._version = version
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        # Inside a request the cache is at least as fresh as the request's own start: no probe.
+        if _request_generation.get() is None:
+            self._sync(self._data_version())
         if key in self._entries:
             self.hits += 1
             return self._entries[key]  # type: ignore[no-any-return]
         self.misses += 1
+        version = self._version
         value = await load()
         # Keep it only if nothing was committed while it loaded: otherwise it may already be stale.
-        if self._data_version() == version:
+        if self._data_version() == version == self._version:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = value

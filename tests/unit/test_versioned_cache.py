@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -72,3 +73,32 @@ async def test_triggers_are_installed_once_and_survive_a_restart(tmp_path: Path)
     conn.close()
     assert len(names) == len(set(names)) and "gen_users_insert" in names
     assert not any(n.startswith("gen_tool_calls") for n in names)
+
+
+async def test_a_request_sees_commits_made_before_it_began_and_probes_once(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = await Store.open(path)
+    try:
+        user = await store.users.create("carol", "user")
+        assert user is not None
+        loads = 0
+
+        async def load() -> int:
+            nonlocal loads
+            loads += 1
+            return loads
+
+        async def request() -> int:
+            store.cache.begin_request()
+            first = await store.cache.get("k", load)
+            assert await store.cache.get("k", load) == first  # the same request: served from the cache
+            return first
+
+        assert await asyncio.create_task(request()) == 1
+        assert await asyncio.create_task(request()) == 1
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("UPDATE users SET role = 'admin' WHERE id = ?", (user.id,))
+        other.close()
+        assert await asyncio.create_task(request()) == 2  # the next request reloads
+    finally:
+        await store.close()
