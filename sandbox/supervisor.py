@@ -184,8 +184,11 @@ class Supervisor[W: Worker]:
                 f"crashed ({slot.last_error or 'unknown reason'}); restarting in {slot.retry_at - now:.1f}s"
             )
         if slot.starting is None:
-            await self._make_room(slot)
-            slot.starting = asyncio.create_task(self._start(slot), name=f"spawn-{slot.key}")
+            # Decided and recorded without awaiting: callers racing for the last places must each see
+            # the others' starts and evictions, or together they overshoot the cap.
+            victim = self._pick_victim(slot)
+            evicted = self._detach(victim) if victim is not None else None
+            slot.starting = asyncio.create_task(self._start(slot, victim, evicted), name=f"spawn-{slot.key}")
         starting: asyncio.Task[W] = slot.starting
         try:
             # shield: one caller giving up must not cancel the start the others wait for.
@@ -194,7 +197,9 @@ class Supervisor[W: Worker]:
             if starting.done() and slot.starting is starting:
                 slot.starting = None
 
-    async def _start(self, slot: Slot) -> W:
+    async def _start(self, slot: Slot, victim: Slot | None = None, evicted: W | None = None) -> W:
+        if victim is not None and evicted is not None:
+            await self._finish_close(victim, evicted, "evicted (least recently used)")
         try:
             worker = await self._factory(slot.key)
         except Exception as exc:
@@ -230,25 +235,35 @@ class Supervisor[W: Worker]:
             await worker.aclose()
 
     async def _close_slot(self, slot: Slot, reason: str) -> None:
+        worker = self._detach(slot)
+        if worker is not None:
+            await self._finish_close(slot, worker, reason)
+
+    @staticmethod
+    def _detach(slot: Slot) -> W | None:
+        """Take the worker off its slot at once (it no longer counts as live); closing it comes after."""
         worker = slot.worker
-        if worker is None:
-            return
-        slot.stopping = True
-        slot.worker = None
+        if worker is not None:
+            slot.stopping = True
+            slot.worker = None
+        return worker
+
+    async def _finish_close(self, slot: Slot, worker: W, reason: str) -> None:
         try:
             await worker.aclose()
         except Exception as exc:
             log.warning("closing sandbox %s failed: %s", slot.key, exc)
         self._on_event(slot.key, "stopped", reason)
 
-    async def _make_room(self, slot: Slot) -> None:
+    def _pick_victim(self, slot: Slot) -> Slot | None:
+        """None when there is room; else the least recently used idle sandbox, to be evicted for `slot`."""
         live = [s for s in self._slots.values() if s.worker is not None or (s.starting and s is not slot)]
         if len(live) < self._max_live:
-            return
+            return None
         idle = sorted((s for s in live if s.inflight == 0 and s.worker is not None), key=lambda s: s.last_used)
         if not idle:
             raise Unavailable(f"the limit of {self._max_live} live sandboxes is reached and all are busy")
-        await self._close_slot(idle[0], "evicted (least recently used)")
+        return idle[0]
 
     async def _reap_loop(self) -> None:
         interval = max(0.05, min(self._idle_timeout / 4, 5.0))

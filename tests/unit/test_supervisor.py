@@ -129,6 +129,36 @@ async def test_lru_eviction_and_cap() -> None:
                 pass
 
 
+class SlowToCloseWorker(FakeWorker):
+    async def aclose(self) -> None:
+        await asyncio.sleep(0.05)  # evictions take time: concurrent first calls race through it
+        await super().aclose()
+
+
+async def test_concurrent_first_calls_at_the_cap_never_overshoot_it() -> None:
+    class SlowFactory(Factory):
+        async def __call__(self, key: Hashable) -> FakeWorker:
+            await asyncio.sleep(0.01)
+            worker = SlowToCloseWorker(key)
+            self.made.append(worker)
+            return worker
+
+    sup = make(SlowFactory(), max_live=10)
+    for key in range(10):
+        async with sup.lease(key):
+            pass
+    peak = 0
+
+    async def use(key: int) -> None:
+        nonlocal peak
+        async with sup.lease(key):
+            peak = max(peak, len(sup.live()))
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(use(k) for k in range(10, 14)))
+    assert peak <= 10 and len(sup.live()) == 10
+
+
 async def test_drain_waits_for_in_flight_work() -> None:
     factory = Factory()
     sup = make(factory)
