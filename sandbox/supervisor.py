@@ -239,14 +239,13 @@ class Supervisor[W: Worker]:
         if worker is not None:
             await self._finish_close(slot, worker, reason)
 
-    @staticmethod
-    def _detach(slot: Slot) -> W | None:
+    def _detach(self, slot: Slot) -> W | None:
         """Take the worker off its slot at once (it no longer counts as live); closing it comes after."""
         worker = slot.worker
         if worker is not None:
             slot.stopping = True
             slot.worker = None
-        return worker
+        return worker  # type: ignore[return-value]
 
     async def _finish_close(self, slot: Slot, worker: W, reason: str) -> None:
         try:
