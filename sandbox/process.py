@@ -382,6 +382,7 @@ class _Launch:
         self.proc: asyncio.subprocess.Process | None = None
         self.stderr: _StderrDrain | None = None
         self.pidfd: int | None = None
+        self.released = False  # before_release ran: a retry would set the network up twice
 
     def pipe(self) -> tuple[int, int]:
         read_end, write_end = os.pipe()
@@ -473,6 +474,7 @@ class _Launch:
         if self.cgroup is not None:
             await asyncio.to_thread(self.cgroup.attach, child_pid)
         if before_release is not None:
+            self.released = True
             await before_release(child_pid)
 
         os.write(block_w, b"1")
@@ -529,19 +531,35 @@ async def spawn(
         raise SandboxError(str(exc)) from None
     identity = _identity(spec)
     manager = cgroups if cgroups is not None else default_manager()
-    launch = _Launch(spec)
-    try:
-        return await launch.run(manager, identity, before_release, stderr_sink, start_timeout)
-    except BaseException as exc:
-        await launch.abort()
-        if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-            raise
-        message = _failure_message(spec.name, exc)
-        tail = launch.stderr.tail_line() if launch.stderr is not None else ""
-        text = f"{message}: {tail}" if tail else message
-        raise SandboxError(" ".join(text.split())) from exc  # one line, whatever the cause printed
-    finally:
-        launch.close_fds()
+    for attempt in range(1, SPAWN_ATTEMPTS + 1):
+        launch = _Launch(spec)
+        try:
+            return await launch.run(manager, identity, before_release, stderr_sink, start_timeout)
+        except BaseException as exc:
+            await launch.abort()
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                raise
+            message = _failure_message(spec.name, exc)
+            tail = launch.stderr.tail_line() if launch.stderr is not None else ""
+            if attempt < SPAWN_ATTEMPTS and not launch.released and transient_setup_failure(tail):
+                log.warning("sandbox %s: bwrap set-up failed (%s); retrying", spec.name, tail)
+                continue
+            text = f"{message}: {tail}" if tail else message
+            raise SandboxError(" ".join(text.split())) from exc  # one line, whatever the cause printed
+        finally:
+            launch.close_fds()
+    raise AssertionError("unreachable")
+
+
+SPAWN_ATTEMPTS = 3
+# bwrap's own loopback set-up in the new network namespace fails now and then when many namespaces
+# are made at once (seen under load: "loopback: Failed RTM_NEWADDR: No child processes"). Nothing of
+# the sandbox exists yet at that point, so starting again is safe.
+_TRANSIENT_SETUP = ("loopback: Failed RTM_", "loopback: Failed to create NETLINK")
+
+
+def transient_setup_failure(stderr_tail: str) -> bool:
+    return any(marker in stderr_tail for marker in _TRANSIENT_SETUP)
 
 
 def _complete_json(data: bytes) -> bool:
