@@ -21,7 +21,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from egress import AuditRecord
 from gateway.access import Access
 from gateway.api import principal_of, setup_api_routes
-from gateway.audit import AuditWriter
+from gateway.audit import AuditWriter, BatchWriter
 from gateway.auth import Authenticator, Principal, resolve_profile, unauthorized
 from gateway.backends import BackendFactory, LiveBackend, SandboxSettings
 from gateway.catalog import Catalog, load_catalog
@@ -42,8 +42,10 @@ from gateway.ratelimit import RateLimiter, address_limit_middleware
 from gateway.sandbox_net import EgressSettings, SandboxNetworking
 from gateway.store import InstalledServer, Profile, Store
 from gateway.store.audit import EgressAudit
+from gateway.store.db import StorageFailure, storage_failure
+from gateway.store.spool import Spool
 from gateway.upgrades import StagedUpgrades
-from gateway.web import setup_web, start_web
+from gateway.web import WEB, setup_web, start_web
 from sandbox.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -191,6 +193,24 @@ async def guard_middleware(
     return response
 
 
+# A request the storage refused (the transaction was rolled back: nothing changed). status, code, log line.
+_STORAGE_ERRORS: dict[StorageFailure, tuple[int, str, str, str]] = {
+    "full": (507, "storage_full", "the gateway's storage is full; nothing was changed",
+             "the database disk is full"),
+    "busy": (503, "storage_busy", "the database is locked by another process; nothing was changed, retry shortly",
+             "the database is locked by another process"),
+    "io": (503, "storage_error", "the gateway's storage failed to read or write; nothing was changed",
+           "the database disk failed"),
+}
+
+
+def _storage_error(kind: StorageFailure, exc: Exception, request: web.Request, request_id: str) -> web.Response:
+    status, code, message, logged = _STORAGE_ERRORS[kind]
+    log.error("%s: %s %s refused (%s) (request %s)", logged, request.method, request.path, exc, request_id)
+    headers = {"Retry-After": "2"} if status == 503 else None
+    return web.json_response(error_body(code, message), status=status, headers=headers)
+
+
 def client_of(request: web.Request) -> ClientView:
     """The client as `GIG_TRUST_PROXY` lets the gateway believe it (address, scheme, host)."""
     view = request.get(CLIENT_KEY)
@@ -219,7 +239,10 @@ async def _guarded(request: web.Request, handler: Callable[[web.Request], Awaita
             return web.json_response(error_body(exc.reason.lower().replace(" ", "_"), exc.reason), status=exc.status,
                                      headers=kept)
         raise
-    except Exception:
+    except Exception as exc:
+        failure = storage_failure(exc)
+        if failure is not None:
+            return _storage_error(failure, exc, request, request_id)
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
         return web.json_response(error_body("internal", f"internal error (request {request_id})"), status=500)
     if not response.prepared:
@@ -376,11 +399,23 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
+def _use_spool(writer: BatchWriter, config: Config, name: str) -> None:
+    """Audit rows are spooled beside the database (`gigmcp.db` -> `gigmcp.spool/`) so a killed gateway loses none."""
+    try:
+        writer.use_spool(Spool(config.db_path.with_suffix(".spool"), name))
+    except OSError as exc:
+        log.error("the %s audit spool cannot be opened (%s): rows live in memory until written", name, exc)
+
+
 def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(config.db_path)
-        catalog = load_catalog(config)
+        try:
+            catalog = load_catalog(config)
+        except BaseException:
+            await store.close()  # its threads would keep the failed process from exiting
+            raise
         frontdoor = FrontDoor()
         manager = StreamableHTTPSessionManager(
             frontdoor.server,
@@ -417,13 +452,17 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
         try:
             stack.push_async_callback(store.close)
             audit = AuditWriter(EgressAudit(store.conn))
+            _use_spool(audit, config, "egress")
             audit.start()
             stack.push_async_callback(audit.close)
             egress_decisions = app[METRICS].egress
 
-            async def audit_sink(record: AuditRecord) -> None:
+            def audit_sink(record: AuditRecord) -> Awaitable[None] | None:
                 egress_decisions.labels(record.server or "unknown", record.decision).inc()
-                await audit.submit_record(record)
+                if audit.spooled:
+                    audit.record_nowait(record)  # on disk as soon as the proxy's event is read
+                    return None
+                return audit.submit_record(record)
 
             networking = None
             if config.egress_enabled:
@@ -483,6 +522,9 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
             await state.oauth.load_env(vendors_from_env())
             factory.oauth_token = state.oauth.token_for_profile
             await start_web(app, state, stack)  # OIDC login, browser sessions, the tool-call audit
+            tool_calls = app[WEB].tool_calls
+            if tool_calls is not None:
+                _use_spool(tool_calls, config, "tool-calls")
             boot_admin = await store.users.ensure("admin", "admin")
             stack.push_async_callback(supervisor.drain, 10.0)
             admin_profile = await store.profiles.ensure_default(boot_admin)

@@ -20,6 +20,7 @@ import time
 from gateway.oauth.client import OAuthError, TokenClient, TokenSet
 from gateway.oauth.coalesce import Coalescer
 from gateway.oauth.vendors import VendorConfig
+from gateway.store.expiry import clock_went_back
 from gateway.store.oauth import (
     ACCESS_TOKEN_SPEC,
     CLIENT_SECRET_SPEC,
@@ -67,6 +68,10 @@ class Sealer:
 def needs_refresh(account: AccountRow, now: float, margin_s: float) -> bool:
     if account.expires_at is None:
         return False  # the vendor gave no lifetime: refreshed on demand only
+    if clock_went_back(now, account.obtained_at):
+        # The clock was set back since the token came: how much of its life is left is unknown here
+        # (the vendor's clock decides), so get a fresh one rather than use it past its real expiry.
+        return True
     lifetime = max(0.0, account.expires_at - account.obtained_at)
     return account.expires_at - now <= min(margin_s, lifetime / 2)
 

@@ -100,8 +100,11 @@ class SessionManager:
         owner = await self.repo.active_by_hash(session_hash(token), now)
         if owner is None:
             return None
-        if now - self._touched.get(owner.session.id, 0.0) >= TOUCH_RESOLUTION_S:
-            self._touched[owner.session.id] = now
+        # A duration, so the monotonic clock: a wall-clock step must not stop (or flood) the touches.
+        ticks = time.monotonic()
+        last = self._touched.get(owner.session.id)
+        if last is None or ticks - last >= TOUCH_RESOLUTION_S:
+            self._touched[owner.session.id] = ticks
             if len(self._touched) > 10_000:
                 self._touched.clear()
             await self.repo.touch(owner.session.id, now)

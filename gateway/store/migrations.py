@@ -242,4 +242,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE profiles ADD COLUMN safe_mode INTEGER NOT NULL DEFAULT 0 CHECK (safe_mode IN (0, 1))
         """,
     ),
+    (
+        7,
+        # Audit rows carry the id they had in the spool (gateway/store/spool.py): replaying a segment
+        # after a crash inserts each row once, whether or not its batch was committed before.
+        """
+        ALTER TABLE tool_calls ADD COLUMN spool_id TEXT;
+        CREATE UNIQUE INDEX tool_calls_spool_id ON tool_calls(spool_id) WHERE spool_id IS NOT NULL;
+        ALTER TABLE egress_audit ADD COLUMN spool_id TEXT;
+        CREATE UNIQUE INDEX egress_audit_spool_id ON egress_audit(spool_id) WHERE spool_id IS NOT NULL
+        """,
+    ),
 )

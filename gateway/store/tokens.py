@@ -13,6 +13,9 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.store.db import bookkeeping
+from gateway.store.expiry import CLOCK_SKEW_S, within_lifetime
+
 # last_used_at is bookkeeping, not security: one write per token per minute is plenty.
 LAST_USED_RESOLUTION_S = 60.0
 
@@ -34,7 +37,8 @@ class TokenRecord:
         return "personal" if self.profile_id is None else "profile"
 
     def active(self, now: float) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        # A clock set back to before the token was issued must not lengthen its life (gateway/store/expiry.py).
+        return self.revoked_at is None and within_lifetime(now, self.created_at, self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +102,9 @@ class Tokens:
         """The live (not revoked, not expired) token with this hash, and its user."""
         async with self._conn.execute(
             "SELECT " + _COLUMNS + ", u.name, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id"  # noqa: S608
-            " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)",
-            (token_hash, now),
+            " WHERE t.token_hash = ? AND t.revoked_at IS NULL"
+            " AND (t.expires_at IS NULL OR (t.expires_at > ? AND t.created_at <= ?))",
+            (token_hash, now, now + CLOCK_SKEW_S),
         ) as cur:
             row = await cur.fetchone()
         return TokenOwner(_record(row), str(row[9]), str(row[10])) if row else None
@@ -131,7 +136,8 @@ class Tokens:
 
     async def touch(self, token_id: int, now: float) -> None:
         # The condition keeps concurrent gateways (and a clock step) from writing more than needed.
-        await self._conn.execute(
+        await bookkeeping(
+            self._conn,
             "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
-            (now, token_id, now - LAST_USED_RESOLUTION_S),
+            (now, token_id, now - LAST_USED_RESOLUTION_S), "a token's last use",
         )

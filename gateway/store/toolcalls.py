@@ -10,9 +10,12 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.store.db import transaction
+from gateway.store.db import transaction, writer_for
 
 COLUMNS = ("at", "user", "profile_id", "server", "tool", "duration_ms", "outcome", "error_class")
+# A replayed spool row that is already in the table is skipped; any other violation still fails.
+_INSERT = (f"INSERT INTO tool_calls({', '.join(COLUMNS)}, spool_id) VALUES ({', '.join('?' for _ in COLUMNS)}, ?)"  # noqa: S608
+           " ON CONFLICT (spool_id) WHERE spool_id IS NOT NULL DO NOTHING")
 
 
 class ToolCalls:
@@ -22,12 +25,10 @@ class ToolCalls:
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        values = [tuple(row[c] for c in COLUMNS) for row in rows]
-        async with transaction(self._conn):
-            await self._conn.executemany(
-                f"INSERT INTO tool_calls({', '.join(COLUMNS)}) VALUES ({placeholders})", values  # noqa: S608
-            )
+        conn = writer_for(self._conn)
+        values = [(*(row[c] for c in COLUMNS), row.get("spool_id")) for row in rows]
+        async with transaction(conn):
+            await conn.executemany(_INSERT, values)
 
     async def page(self, *, before_id: int | None = None, limit: int = 50, user: str | None = None,
                    server: str | None = None, outcome: str | None = None, since: float | None = None,

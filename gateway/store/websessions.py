@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.store.db import transaction
+from gateway.store.db import bookkeeping, transaction
+from gateway.store.expiry import CLOCK_SKEW_S, within_lifetime
 from gateway.store.repositories import User
 
 
@@ -40,7 +41,7 @@ class WebSession:
     revoked_at: float | None
 
     def active(self, now: float) -> bool:
-        return self.revoked_at is None and self.expires_at > now
+        return self.revoked_at is None and within_lifetime(now, self.created_at, self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,8 @@ class WebSessions:
         async with self._conn.execute(
             f"SELECT {_SESSION_COLUMNS}, u.name, u.role, u.created_at FROM web_sessions s"  # noqa: S608
             " JOIN users u ON u.id = s.user_id"
-            " WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?", (token_hash, now),
+            " WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND s.created_at <= ?",
+            (token_hash, now, now + CLOCK_SKEW_S),
         ) as cur:
             row = await cur.fetchone()
         if row is None:
@@ -166,7 +168,8 @@ class WebSessions:
         return SessionOwner(session, User(session.user_id, row[8], row[9], row[10]))
 
     async def touch(self, session_id: int, now: float) -> None:
-        await self._conn.execute("UPDATE web_sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+        await bookkeeping(self._conn, "UPDATE web_sessions SET last_seen_at = ? WHERE id = ?", (now, session_id),
+                          "a session's last visit")
 
     async def list_for(self, user_id: int, now: float) -> list[WebSession]:
         async with self._conn.execute(
