@@ -84,7 +84,7 @@ async def ensure_installed(name: str, registry: Path = BENCH_REGISTRY) -> tuple[
 def gateway(install: str, env: dict[str, str] | None = None) -> Iterator[Gateway]:
     """A gateway subprocess on the bench registry; its database and log go when it stops cleanly."""
     gw = Gateway(install=install, env={"GIG_REGISTRY_DIR": str(BENCH_REGISTRY), **(env or {})})
-    NET_PREFIXES.append(f"g{gw.port}")
+    NET_PREFIXES.append(gw.if_prefix)
     gw.start()
     ok = False
     try:

@@ -78,7 +78,7 @@ class GatewayState:
     upgrades: StagedUpgrades | None = None  # versions held for users who have not approved an upgrade yet
     aggregates: dict[int, ProfileAggregate] = field(default_factory=dict)
     fastpath: FastPath | None = None  # tools/call answered beside the SDK (GIG_FAST_PATH)
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=time.monotonic)  # for uptime: immune to clock steps
 
     async def aggregate_for(self, profile: Profile) -> ProfileAggregate:
         agg = self.aggregates.get(profile.id)
@@ -303,7 +303,7 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
 # ---- plain HTTP routes --------------------------------------------------------------------------
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({"status": "ok", "uptime_s": round(time.time() - state.started_at, 1)})
+    return web.json_response({"status": "ok", "uptime_s": round(time.monotonic() - state.started_at, 1)})
 
 
 async def ready(request: web.Request) -> web.Response:

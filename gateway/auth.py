@@ -134,9 +134,12 @@ class Authenticator:
         )
 
     async def _touch(self, store: Store, record_id: int, now: float) -> None:
-        if now - self._touched.get(record_id, 0.0) < LAST_USED_RESOLUTION_S:
+        # The rate of touches is a duration (monotonic); the stamp written is a wall-clock time.
+        tick = time.monotonic()
+        last = self._touched.get(record_id)
+        if last is not None and tick - last < LAST_USED_RESOLUTION_S:
             return
-        self._touched[record_id] = now
+        self._touched[record_id] = tick
         if len(self._touched) > 10_000:  # bounded: forget the oldest half rather than grow forever
             for key in sorted(self._touched, key=self._touched.__getitem__)[:5_000]:
                 del self._touched[key]

@@ -76,7 +76,7 @@ def db_of(gw: Gateway) -> Path:
 
 
 def prefix_of(gw: Gateway) -> str:
-    return gw.env.get("GIG_EGRESS_IF_PREFIX", f"g{gw.port}")
+    return gw.if_prefix
 
 
 def table_of(gw: Gateway) -> str:

@@ -50,6 +50,11 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def if_prefix(self) -> str:
+        """GIG_EGRESS_IF_PREFIX: names of this gateway's sandbox interfaces start with it."""
+        return self.env.get("GIG_EGRESS_IF_PREFIX", f"g{self.port:05d}")
+
+    @property
     def mcp_url(self) -> str:
         return f"{self.url}/mcp"
 
@@ -69,7 +74,8 @@ class Gateway:
             "GIG_LOG_LEVEL": "info",
             # Each test gateway gets its own sandbox network, so several can run at once.
             "GIG_EGRESS_SUBNET": f"10.{100 + self.port % 100}.0.0/16",
-            "GIG_EGRESS_IF_PREFIX": f"g{self.port}",
+            # Same length for every port: no prefix is the start of another (g4405 vs g44059).
+            "GIG_EGRESS_IF_PREFIX": self.if_prefix,
             "GIG_PROXY_PORT": str(free_port()),
             **self.env,
         }
