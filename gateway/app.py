@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +168,7 @@ async def guard_middleware(
     state = request.app[STATE]
     offered = request.headers.get("X-Request-Id", "")
     # A caller's id is kept for correlation only when it is short and plain (it ends up in every log line).
-    request_id = offered if 0 < len(offered) <= 64 and set(offered) <= _REQUEST_ID_CHARS else uuid.uuid4().hex[:16]
+    request_id = offered if 0 < len(offered) <= 64 and set(offered) <= _REQUEST_ID_CHARS else secrets.token_hex(8)
     request["request_id"] = request_id
     REQUEST_ID.set(request_id)
     view = client_view(request.remote, request.headers, state.config.trust_proxy,
@@ -186,8 +186,9 @@ async def guard_middleware(
             # The route template, never the raw path: label values must stay few.
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
-            request.app[METRICS].requests.labels(request.method, route, str(status)).inc()
-            request.app[METRICS].request_seconds.labels(route).observe(time.monotonic() - started)
+            metrics = request.app[METRICS]
+            metrics.child(metrics.requests, request.method, route, str(status)).inc()
+            metrics.child(metrics.request_seconds, route).observe(time.monotonic() - started)
     if view.scheme == "https" and not response.prepared:
         response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
     return response
@@ -273,6 +274,24 @@ def jsonrpc_error(status: int, code: int, message: str) -> web.Response:
     return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}, status=status)
 
 
+_SDK_USERS: dict[tuple[str, str], AuthenticatedUser] = {}
+
+
+def _sdk_user(token_id: str, user: str) -> AuthenticatedUser:
+    """The SDK binds a session to this principal: another credential presenting the session id gets 404.
+
+    Remembered per credential: building the pydantic token model on every call showed in the profile.
+    """
+    key = (token_id, user)
+    found = _SDK_USERS.get(key)
+    if found is None:
+        if len(_SDK_USERS) >= 10_000:
+            _SDK_USERS.clear()
+        token = AccessToken(token="-", client_id=token_id, scopes=[], subject=user)
+        found = _SDK_USERS[key] = AuthenticatedUser(token)
+    return found
+
+
 async def mcp_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     principal = _principal(request)
@@ -288,9 +307,7 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
         return jsonrpc_error(413, -32600, f"request body exceeds {state.config.max_body_bytes} bytes")
     identity = RequestIdentity(principal.user, profile.id, await state.aggregate_for(profile),
                                token_id=principal.token_id, client=client_of(request).address)
-    # The SDK binds a session to this principal: another credential presenting the session id gets 404.
-    token = AccessToken(token="-", client_id=principal.token_id, scopes=[], subject=principal.user)
-    sdk_user = AuthenticatedUser(token)
+    sdk_user = _sdk_user(principal.token_id, principal.user)
     if state.fastpath is not None:
         fast = await state.fastpath.handle(request, body, identity, sdk_user)
         if fast is not None:

@@ -58,6 +58,7 @@ class _LiveCollector(Collector):
 
 class Metrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("gig_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
@@ -71,6 +72,17 @@ class Metrics:
                                       registry=r)
         self.egress = Counter("gig_egress_decisions", "Egress proxy decisions", ["server", "decision"], registry=r)
         self.rate_limited = Counter("gig_rate_limited", "Requests refused by a rate limit", ["scope"], registry=r)
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: the client's lookup takes a lock and validates on every call.
+
+        Label values are bounded by design (routes, statuses, installed servers), and so is this map.
+        """
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def watch(self, sources: LiveSources) -> None:
         self.registry.register(_LiveCollector(sources))
@@ -103,8 +115,8 @@ class ToolCallObserver:
 
     def finished(self, identity: RequestIdentity, name: str, outcome: str, seconds: float) -> None:
         server = _server_of(identity, name)
-        self._metrics.tool_calls.labels(server, outcome).inc()
-        self._metrics.tool_seconds.labels(server).observe(seconds)
+        self._metrics.child(self._metrics.tool_calls, server, outcome).inc()
+        self._metrics.child(self._metrics.tool_seconds, server).observe(seconds)
         self._audit(identity, name, outcome, seconds)
 
     @staticmethod

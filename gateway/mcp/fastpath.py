@@ -137,6 +137,41 @@ class Exchange:
             return self.response
 
 
+class Watch:
+    """Pings a long call's stream, and cancels the call (in its own task) when asked or the client is gone."""
+
+    def __init__(self, request: web.Request, exchange: Exchange) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.cancelled = False
+        self._request = request
+        self._exchange = exchange
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(PING_INTERVAL_S, self._tick)
+        self._pings: set[asyncio.Task[None]] = set()
+
+    def cancel(self) -> None:
+        if not self.cancelled and self._timer is not None:
+            self.cancelled = True
+            self.task.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        transport = self._request.transport
+        if transport is None or transport.is_closing():
+            self.cancel()  # the client went away: for a 2026 client that is the cancellation
+            return
+        ping = asyncio.ensure_future(self._exchange.ping())
+        self._pings.add(ping)
+        ping.add_done_callback(self._pings.discard)
+        self._timer = self._loop.call_later(PING_INTERVAL_S, self._tick)
+
+
 @dataclass(frozen=True, slots=True)
 class Era:
     """What the request's protocol era decides: its version, its session and how errors map to HTTP."""
@@ -157,7 +192,7 @@ class FastPath:
         self.answer_timeout_s = answer_timeout_s
         self._ids = itertools.count(1)
         self._questions: dict[str, tuple[str, asyncio.Future[JSON]]] = {}  # our id → (session, answer)
-        self._running: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (session, request id) → call
+        self._running: dict[tuple[str, str], Watch] = {}  # (session, request id) → the call's watch
         self.served = 0  # counted for tests and metrics: proof the path is taken
 
     async def handle(self, request: web.Request, body: bytes, identity: RequestIdentity,
@@ -218,34 +253,33 @@ class FastPath:
         caller = self._caller(exchange, era, params)
         inspect = _param_header_check(request, params) if era.modern else None
         key = (era.session_id, json.dumps(request_id))
-        task = asyncio.ensure_future(
-            self.frontdoor.call_tool(identity, params, era.protocol_version, caller, inspect=inspect))
+        # The call runs in this handler's own task (no task per call: that costs loop iterations on
+        # the hottest path); a timer keeps long calls alive with pings and notices a client gone.
+        watch = Watch(request, exchange)
         if era.session_id:
-            self._running[key] = task
-        with _busy(era.transport):
+            self._running[key] = watch
+        result: JSON | None = None
+        error: JSON | None = None
+        with _busy(era.transport, self.answer_timeout_s + 30.0):
             try:
-                while True:
-                    done, _ = await asyncio.wait({task}, timeout=PING_INTERVAL_S)
-                    if done:
-                        break
-                    if request.transport is None or request.transport.is_closing():
-                        task.cancel()  # the client went away: for a 2026 client that is the cancellation
-                        break
-                    await exchange.ping()
-                await asyncio.wait({task})  # a cancelled call still unwinds (tells its backend) first
+                result = await self.frontdoor.call_tool(identity, params, era.protocol_version, caller,
+                                                        inspect=inspect)
+            except asyncio.CancelledError:
+                if not watch.cancelled:
+                    raise
+                watch.task.uncancel()  # cancelled on purpose: answered below, the request goes on
+            except Exception as exc:
+                error = _error_data(exc)
             finally:
-                if not task.done():
-                    task.cancel()
+                watch.stop()
                 self._running.pop(key, None)
         self.served += 1
-        if task.cancelled():
-            return await exchange.finish(None, 200)
-        exc = task.exception()
-        if exc is None:
-            return await exchange.finish({"jsonrpc": "2.0", "id": request_id, "result": task.result()}, 200)
-        error = _error_data(exc)
-        status = ERROR_CODE_HTTP_STATUS.get(error["code"], 200) if era.modern else 200
-        return await exchange.finish({"jsonrpc": "2.0", "id": request_id, "error": error}, status)
+        if result is not None:
+            return await exchange.finish({"jsonrpc": "2.0", "id": request_id, "result": result}, 200)
+        if error is not None:
+            status = ERROR_CODE_HTTP_STATUS.get(error["code"], 200) if era.modern else 200
+            return await exchange.finish({"jsonrpc": "2.0", "id": request_id, "error": error}, status)
+        return await exchange.finish(None, 200)  # cancelled: no JSON-RPC response is owed
 
     def _caller(self, exchange: Exchange, era: Era, params: JSON) -> Caller:
         meta = meta_of(params)
@@ -307,10 +341,10 @@ class FastPath:
                 question[1].set_result(decoded)
             return web.Response(status=202)
         if decoded.get("method") == "notifications/cancelled" and isinstance(decoded.get("params"), dict):
-            task = self._running.get((session_id, json.dumps(decoded["params"].get("requestId"))))
-            if task is None:
+            watch = self._running.get((session_id, json.dumps(decoded["params"].get("requestId"))))
+            if watch is None:
                 return None
-            task.cancel()
+            watch.cancel()
             return web.Response(status=202)
         return None
 
@@ -345,15 +379,20 @@ def _error_data(exc: BaseException) -> JSON:
 
 
 @contextlib.contextmanager
-def _busy(transport: Any) -> Any:
-    """Hold the SDK session's idle countdown while a call runs here, as its own requests do."""
+def _busy(transport: Any, longest_call_s: float) -> Any:
+    """Hold the SDK session's idle countdown while a call runs here, as its own requests do.
+
+    Cheaper than the SDK's own bookkeeping on the hot path: the deadline moves only when it could
+    fall inside this call (it is pushed to now + idle timeout whenever a call ends).
+    """
     scope = getattr(transport, "idle_scope", None)
     timeout = getattr(transport, "_idle_timeout", None)
     if scope is None or timeout is None:
         yield
         return
     transport._requests_in_flight += 1
-    scope.deadline = float("inf")
+    if scope.deadline - anyio.current_time() < longest_call_s:
+        scope.deadline = float("inf")
     try:
         yield
     finally:
