@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -221,6 +223,51 @@ async def sdk_latencies(gw: Gateway, sizes: CallSizes) -> dict[str, list[float]]
     return out
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU of a whole process (all its threads) from /proc, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def gateway_cost(gw: Gateway, server: str, calls: int, seconds: float) -> tuple[list[float], float]:
+    """One legacy client calling in a loop: (latencies, the gateway's CPU seconds per call).
+
+    CPU time is the figure that survives a busy machine: it does not count waiting for a core."""
+    assert gw.proc is not None
+    async with aiohttp.ClientSession() as http:
+        client = await RawMcp(http, gw.mcp_url, TOKEN, "legacy").open()
+        call = functools.partial(client.call, f"{server}_echo", {"message": "x"})
+        await warm([call], rounds=50)
+        before = process_cpu_s(gw.proc.pid)
+        result = await run_load([call], calls, seconds)
+        spent = process_cpu_s(gw.proc.pid) - before
+        await client.close()
+    return result.latencies, spent / max(1, len(result.latencies))
+
+
+async def paths(server: str, sizes: CallSizes, say: Progress) -> list[Figure]:
+    """The fast path against the SDK's transport (GIG_FAST_PATH=false), same gateway code otherwise."""
+    measured: dict[str, tuple[list[float], float]] = {}
+    for key, flag in (("sdk", "false"), ("fast", "true")):
+        with gateway(server, {"GIG_FAST_PATH": flag}) as gw:
+            await warm_backend(gw, server)
+            measured[key] = await gateway_cost(gw, server, sizes.total, sizes.seconds)
+    label = SERVER_LABEL.get(server, server)
+    common: dict[str, Any] = {"server": server, "path": "gateway", "era": "legacy", "clients": 1}
+    sdk_cpu = figure(f"calls.path.{server}.sdk.cpu", GROUP, f"{label}: gateway CPU per tools/call, SDK transport",
+                     "ms", median=measured["sdk"][1] * 1000, n=len(measured["sdk"][0]), **common)
+    sdk_lat = latency_figure(f"calls.path.{server}.sdk", GROUP, f"{label}: tools/call latency, SDK transport",
+                             measured["sdk"][0], **common)
+    out = [sdk_cpu, sdk_lat,
+           figure(f"calls.path.{server}.fast.cpu", GROUP, f"{label}: gateway CPU per tools/call, fast path", "ms",
+                  median=measured["fast"][1] * 1000, n=len(measured["fast"][0]), baseline=sdk_cpu, **common),
+           latency_figure(f"calls.path.{server}.fast", GROUP, f"{label}: tools/call latency, fast path",
+                          measured["fast"][0], baseline=sdk_lat, **common)]
+    say(f"{server}: gateway CPU per call {measured['sdk'][1] * 1000:.3f} ms (SDK transport) -> "
+        f"{measured['fast'][1] * 1000:.3f} ms (fast path)")
+    return out
+
+
 async def run(sizes: CallSizes, say: Progress) -> list[Figure]:
     for server in sizes.servers:
         await ensure_installed(server)
@@ -238,4 +285,5 @@ async def run(sizes: CallSizes, say: Progress) -> list[Figure]:
                 baseline=sdk_direct, server="echo", path="gateway", era=era, clients=1))
         say(f"SDK client: direct p50 {sdk_direct['median']:.2f} ms, gateway "
             + ", ".join(f"{f['era']} {f['median']:.2f} ms" for f in figures[-2:]))
+    figures += await paths(sizes.servers[0], sizes, say)
     return figures

@@ -143,7 +143,8 @@ def figure_table(figures: Iterable[Figure]) -> list[str]:
 
 def calls_table(figures: list[Figure], server: str) -> list[str]:
     """One row per client count: direct (the baseline), then each era with its ratios to direct."""
-    f = {x["id"]: x for x in figures if x.get("server") == server and not x["id"].startswith("calls.sdk.")}
+    f = {x["id"]: x for x in figures
+         if x.get("server") == server and not x["id"].startswith(("calls.sdk.", "calls.path."))}
     clients = sorted({x["clients"] for x in f.values()})
     if not clients:
         return []
@@ -210,6 +211,11 @@ def summary_markdown(results: dict[str, Any], image_prefix: str = "") -> str:
             sdk = [x for x in members if x["id"].startswith("calls.sdk.")]
             if sdk:
                 lines += ["One `mcp` SDK client, sequential calls:", "", *figure_table(sdk), ""]
+            fast = [x for x in members if x["id"].startswith("calls.path.")]
+            if fast:
+                lines += ["The fast path against the SDK's transport (`GIG_FAST_PATH=false`), one client calling in "
+                          "a loop; the gateway's CPU per call is read from /proc (it does not count waiting for a "
+                          "core, so it holds on a busy machine):", "", *figure_table(fast), ""]
         else:
             if group == "egress":
                 lines += ["The Node rows are the proxy-unaware-client path: Node's fetch() ignores HTTPS_PROXY and "
