@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -91,6 +92,8 @@ async def run(control_socket: str, confdir: str, upstream_ca: str | None) -> int
     ca_cert = os.path.join(confdir, CA_CERT_NAME)
     control = ProxyControl(master, addon, ca_cert)
     server = await control.serve(control_socket)
+    gc.collect()
+    gc.freeze()  # start-up objects out of the collector's sight: full collections stay short under load
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import secrets
@@ -555,6 +556,10 @@ def _lifecycle(config: Config) -> Callable[[web.Application], AsyncIterator[None
                                            record.manifest_json)
             supervisor.start()
             async with bridge.running(manager):
+                # Everything made so far lives as long as the process: out of the collector's sight, a
+                # full collection no longer walks ~130k start-up objects (70 ms, a tail-latency spike).
+                gc.collect()
+                gc.freeze()
                 log.info("gigmcp ready on %s:%s (%d servers installed)", config.listen_host, config.listen_port,
                          len(state.installed))
                 yield
