@@ -14,9 +14,10 @@ import statistics
 from dataclasses import dataclass
 
 from bench.common import ensure_installed
-from bench.stats import children, rss_pss, tree, tree_rss_pss
+from bench.stats import rss_pss, tree, tree_rss_pss
 from gateway.backends import SANDBOX_ENV
 from gateway.mcp.backend import BackendSession
+from sandbox.process import children
 from tests.support.gateway import Gateway
 
 

@@ -8,10 +8,11 @@ A figure is a plain dict (it goes to JSON as is):
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Iterable
 from typing import Any
+
+from sandbox.process import process_tree
 
 Figure = dict[str, Any]
 MIB = 1024 * 1024
@@ -76,29 +77,9 @@ def rss_pss(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return kids
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
-                kids.extend(int(k) for k in fh.read().split())
-        except (OSError, ValueError):
-            continue
-    return kids
-
-
 def tree(pid: int) -> list[int]:
     """`pid` and all its descendants."""
-    seen = [pid]
-    i = 0
-    while i < len(seen) and len(seen) < 100_000:
-        seen.extend(k for k in children(seen[i]) if k not in seen)
-        i += 1
-    return seen
+    return process_tree(pid) or [pid]
 
 
 def tree_rss_pss(pids: Iterable[int]) -> tuple[int, int]:

@@ -102,7 +102,8 @@ async def _read_until(fd: int, complete: Callable[[bytes], bool]) -> bytes:
     return bytes(data)
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (every thread's), from /proc; [] once it is gone."""
     kids: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -117,14 +118,14 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """`root` and all its descendants (host pids), breadth first."""
     if not os.path.exists(f"/proc/{root}"):
         return []
     seen = [root]
     index = 0
     while index < len(seen):
-        for kid in _children(seen[index]):
+        for kid in children(seen[index]):
             if kid not in seen:
                 seen.append(kid)
         index += 1
@@ -234,7 +235,7 @@ class SandboxProcess:
         """Host pids of every process in the sandbox: its pid 1 (`child_pid`) and all descendants."""
         if self._reaper.done():
             return []
-        pids = _process_tree(self.child_pid)
+        pids = process_tree(self.child_pid)
         if self.cgroup is not None:
             # also catches what the /proc children walk misses (kernels without CONFIG_PROC_CHILDREN);
             # bwrap itself sits in the group too but is outside the sandbox

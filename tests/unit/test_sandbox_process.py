@@ -61,7 +61,7 @@ def test_process_tree() -> None:
     tree: list[int] = []
     try:
         for _ in range(500):
-            tree = process._process_tree(child.pid)
+            tree = process.process_tree(child.pid)
             if len(tree) == 2:
                 break
             time.sleep(0.01)
@@ -72,4 +72,4 @@ def test_process_tree() -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         child.wait()
-    assert process._process_tree(child.pid) == []
+    assert process.process_tree(child.pid) == []
