@@ -208,7 +208,9 @@ _STORAGE_ERRORS: dict[StorageFailure, tuple[int, str, str, str]] = {
 
 def _storage_error(kind: StorageFailure, exc: Exception, request: web.Request, request_id: str) -> web.Response:
     status, code, message, logged = _STORAGE_ERRORS[kind]
-    log.error("%s: %s %s refused (%s) (request %s)", logged, request.method, request.path, exc, request_id)
+    # With the traceback: which write the storage refused is what an operator needs to know.
+    log.error("%s: %s %s refused (%s) (request %s)", logged, request.method, request.path, exc, request_id,
+              exc_info=exc)
     headers = {"Retry-After": "2"} if status == 503 else None
     return web.json_response(error_body(code, message), status=status, headers=headers)
 

@@ -223,6 +223,9 @@ class BackendFactory:
         self.select_version: VersionSelect | None = None
         # sandbox id -> (server, profile, credential id -> entry): what the proxy's resolver needs.
         self._sandboxes: dict[str, tuple[str, Hashable, dict[str, CredentialEntry]]] = {}
+        # Starts in turn beyond a few at once: 100 cold starts together on 2 cores starved each other
+        # past the handshake timeout (seen in the soak); queued, each start gets the CPU it needs.
+        self._starting = asyncio.Semaphore(max(2, 2 * (os.cpu_count() or 1)))
 
     async def resolve_secret(self, sandbox_id: str, credential_id: str) -> str | None:
         """The egress proxy asks this per request: the real secret behind a sandbox's placeholder."""
@@ -262,6 +265,10 @@ class BackendFactory:
         return env, tuple(injections)
 
     async def __call__(self, key: Hashable) -> LiveBackend:
+        async with self._starting:
+            return await self._start(key)
+
+    async def _start(self, key: Hashable) -> LiveBackend:
         assert isinstance(key, tuple)
         server_name, profile_key = key
         installed = self._lookup(server_name)

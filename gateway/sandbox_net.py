@@ -101,7 +101,7 @@ class SandboxNetworking:
         return self.net.reserve()
 
     async def attach(self, plan: NetworkPlan, child_pid: int, policy: SandboxPolicy) -> None:
-        await self.net.setup(child_pid, policy.sandbox_id, plan=plan)
+        await self.net.setup(child_pid, policy.sandbox_id, plan=plan, loopback=False)  # bwrap owns lo
         await self.proxy.bind(plan.sandbox_ip, plan.host_ip, policy)
 
     async def detach(self, plan: NetworkPlan) -> None:

@@ -91,8 +91,8 @@ def _write_sysctl(path: str, value: str) -> None:
         f.write(value)
 
 
-def _configure_inside(pid: int, address: str, prefixlen: int) -> None:
-    """Runs in a dedicated thread: join the sandbox netns, then lo up, eth0 addressed and up, IPv6 off."""
+def _configure_inside(pid: int, address: str, prefixlen: int, loopback: bool) -> None:
+    """Runs in a dedicated thread: join the sandbox netns, then (lo up,) eth0 addressed and up, IPv6 off."""
     fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _libc.setns(fd, CLONE_NEWNET) != 0:
@@ -108,13 +108,14 @@ def _configure_inside(pid: int, address: str, prefixlen: int) -> None:
         eth = ns.link_lookup(ifname=SANDBOX_IFNAME)
         if not lo or not eth:
             raise NetworkError(f"sandbox {pid}: lo or {SANDBOX_IFNAME} missing in its namespace")
-        ns.link("set", index=lo[0], state="up")
+        if loopback:
+            ns.link("set", index=lo[0], state="up")
         ns.addr("add", index=eth[0], address=address, prefixlen=prefixlen)
         ns.link("set", index=eth[0], state="up")
         # Deliberately no route beyond the on-link /30.
 
 
-async def _in_netns_thread(pid: int, address: str, prefixlen: int) -> None:
+async def _in_netns_thread(pid: int, address: str, prefixlen: int, loopback: bool) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
@@ -129,7 +130,7 @@ async def _in_netns_thread(pid: int, address: str, prefixlen: int) -> None:
     def worker() -> None:
         err: BaseException | None = None
         try:
-            _configure_inside(pid, address, prefixlen)
+            _configure_inside(pid, address, prefixlen, loopback)
         except BaseException as e:
             err = e
         # The thread ends here; its namespace binding ends with it.
@@ -243,11 +244,14 @@ class NetworkManager:
             proxy_url=f"http://{host_ip}:{self.proxy_port}",
         )
 
-    async def setup(self, child_pid: int, sandbox_id: str, plan: NetworkPlan | None = None) -> NetworkPlan:
+    async def setup(self, child_pid: int, sandbox_id: str, plan: NetworkPlan | None = None, *,
+                    loopback: bool = True) -> NetworkPlan:
         """Build the veth for the sandbox whose (network-namespace) pid is `child_pid`.
 
         Uses `plan` when it came from `reserve()`, else allocates a /30. On failure nothing is left
-        behind and the /30 is free again (also a reserved one).
+        behind and the /30 is free again (also a reserved one). `loopback=False` when bwrap owns `lo`:
+        it brings it up itself before it waits on its block fd, and bringing it up here as well raced
+        bwrap's exclusive address add (`loopback: Failed RTM_NEWADDR`, 45 in 100 starts under load).
         """
         t0 = time.perf_counter()
         ipr = self._iproute()
@@ -272,7 +276,7 @@ class NetworkManager:
                 idx = (await ipr.link_lookup(ifname=ifname))[0]
                 await ipr.addr("add", index=idx, address=host_ip, prefixlen=prefixlen)
                 await ipr.link("set", index=idx, state="up")
-            await _in_netns_thread(child_pid, sandbox_ip, prefixlen)
+            await _in_netns_thread(child_pid, sandbox_ip, prefixlen, loopback)
         except BaseException as e:
             if created:
                 try:

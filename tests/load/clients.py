@@ -62,7 +62,7 @@ class Tally:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     unexpected: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
-    latencies: dict[str, list[float]] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     def record(self, op: str, outcome: str, seconds: float) -> None:
         self.outcomes[(op, outcome)] += 1

@@ -142,6 +142,7 @@ def test_environment_is_clean(probe: ProbeRun) -> None:
 
 def test_only_loopback(probe: ProbeRun) -> None:
     assert probe.report["interfaces"] == ["lo"]
+    assert probe.report["loopback"] is True  # and it is up and usable
 
 
 def test_read_only_mounts(probe: ProbeRun) -> None:
