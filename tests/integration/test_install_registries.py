@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,15 @@ async def test_fetch_from_pypi_reaches_the_allowed_host_only(gw: Gateway, upstre
     outcome = json.dumps(refused)
     assert "error" in refused or refused["result"].get("isError"), outcome
     assert len(upstream.seen) == before, "a refused request reached the upstream"
-    status, body = gw.get("/api/audit/egress?limit=200&server=mcp-server-fetch")
-    assert status == 200
-    assert any(r["host"] == "evil.test" and r["decision"] == "deny" for r in body["records"]), body
+    # Audit rows reach the database in batches (a few tens of milliseconds later): wait for this one.
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = gw.get("/api/audit/egress?limit=200&server=mcp-server-fetch")
+        assert status == 200
+        if any(r["host"] == "evil.test" and r["decision"] == "deny" for r in body["records"]):
+            break
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.1)
 
 
 async def test_filesystem_writes_only_its_profile_data_dir(gw: Gateway) -> None:

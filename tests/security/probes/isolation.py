@@ -150,6 +150,18 @@ def interfaces() -> list[str]:
         return sorted(line.split(":")[0].strip() for line in fh.readlines()[2:])
 
 
+def loopback() -> object:
+    """True when 127.0.0.1 answers inside the sandbox (bwrap brings `lo` up; the gateway must not race it)."""
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            socket.create_connection(server.getsockname(), timeout=2).close()
+        return True
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def threads_and_subprocess() -> dict[str, object]:
     with ThreadPoolExecutor(4) as pool:
         squares = list(pool.map(lambda n: n * n, range(8)))
@@ -189,6 +201,7 @@ def main() -> None:
         "shadow": try_open("/etc/shadow"),
         "root_home": os.path.exists("/root"),
         "interfaces": interfaces(),
+        "loopback": loopback(),
         "usr_write": try_create("/usr"),
         "usr_bin_write": try_create("/usr/bin"),
         "app_write": try_create("/app"),
