@@ -7,13 +7,10 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.store.db import transaction, writer_for
+from gateway.store.db import insert_spooled
 
 COLUMNS = ("at", "sandbox_id", "server", "profile", "user", "method", "host", "port", "path", "status",
            "bytes_up", "bytes_down", "decision", "reason")
-# A replayed spool row that is already in the table is skipped; any other violation still fails.
-_INSERT = (f"INSERT INTO egress_audit({', '.join(COLUMNS)}, spool_id) VALUES ({', '.join('?' for _ in COLUMNS)}, ?)"  # noqa: S608
-           " ON CONFLICT (spool_id) WHERE spool_id IS NOT NULL DO NOTHING")
 
 
 class EgressAudit:
@@ -21,12 +18,7 @@ class EgressAudit:
         self._conn = conn
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        conn = writer_for(self._conn)
-        values = [(*(row[c] for c in COLUMNS), row.get("spool_id")) for row in rows]
-        async with transaction(conn):
-            await conn.executemany(_INSERT, values)
+        await insert_spooled(self._conn, "egress_audit", COLUMNS, rows)
 
     async def page(self, *, before_id: int | None = None, after_id: int | None = None, limit: int = 100,
                    server: str | None = None, decision: str | None = None) -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ import logging
 import os
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -177,3 +177,21 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
             await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")
+
+
+async def insert_spooled(conn: aiosqlite.Connection, table: str, columns: Sequence[str],
+                         rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append audit rows in one transaction on the audit writer's connection.
+
+    A row replayed from the spool that is already in the table (same `spool_id`) is skipped; any
+    other constraint violation still fails the batch. `table` and `columns` are the caller's constants.
+    """
+    if not rows:
+        return
+    writer = writer_for(conn)
+    sql = (f"INSERT INTO {table}({', '.join(columns)}, spool_id) VALUES ({', '.join('?' for _ in columns)}, ?)"  # noqa: S608
+           " ON CONFLICT (spool_id) WHERE spool_id IS NOT NULL DO NOTHING")
+    values = [(*(row[c] for c in columns), row.get("spool_id")) for row in rows]
+    async with transaction(writer):
+        await writer.executemany(sql, values)
+

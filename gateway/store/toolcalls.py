@@ -10,12 +10,9 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.store.db import transaction, writer_for
+from gateway.store.db import insert_spooled
 
 COLUMNS = ("at", "user", "profile_id", "server", "tool", "duration_ms", "outcome", "error_class")
-# A replayed spool row that is already in the table is skipped; any other violation still fails.
-_INSERT = (f"INSERT INTO tool_calls({', '.join(COLUMNS)}, spool_id) VALUES ({', '.join('?' for _ in COLUMNS)}, ?)"  # noqa: S608
-           " ON CONFLICT (spool_id) WHERE spool_id IS NOT NULL DO NOTHING")
 
 
 class ToolCalls:
@@ -23,12 +20,7 @@ class ToolCalls:
         self._conn = conn
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        conn = writer_for(self._conn)
-        values = [(*(row[c] for c in COLUMNS), row.get("spool_id")) for row in rows]
-        async with transaction(conn):
-            await conn.executemany(_INSERT, values)
+        await insert_spooled(self._conn, "tool_calls", COLUMNS, rows)
 
     async def page(self, *, before_id: int | None = None, limit: int = 50, user: str | None = None,
                    server: str | None = None, outcome: str | None = None, since: float | None = None,

@@ -11,6 +11,7 @@ proxy answered 403), or an `Unexpected` with the reason, which the test counts a
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import hashlib
 import json
@@ -118,7 +119,7 @@ def _error_with_status(body: bytes, request_id: int) -> dict[str, Any] | None:
     return None
 
 
-class Transport:
+class Transport(abc.ABC):
     def __init__(self, http: aiohttp.ClientSession, base_url: str, target: Target) -> None:
         self.http = http
         self.url = base_url + target.path
@@ -138,8 +139,9 @@ class Transport:
             body = await resp.read()
             return resp.status, resp.headers.get("Content-Type", ""), body, resp.headers.get("Mcp-Session-Id", "")
 
+    @abc.abstractmethod
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """One JSON-RPC request in this client's protocol era; the parsed reply."""
 
 
 class LegacySession(Transport):
